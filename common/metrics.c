@@ -1,0 +1,87 @@
+#include "common/metrics.h"
+
+cw_metrics cw_m;
+
+const char *const cw_reject_names[CW_REJ__COUNT] = {
+    [CW_REJ_FRAME_TOO_LARGE] = "frame_too_large",
+    [CW_REJ_DECODE] = "decode_error",
+    [CW_REJ_NO_HELLO] = "no_hello",
+    [CW_REJ_BAD_HELLO] = "bad_hello",
+    [CW_REJ_SEQ_GAP] = "seq_gap",
+    [CW_REJ_SEQ_REGRESSION] = "seq_regression",
+    [CW_REJ_UNKNOWN_EVENT] = "unknown_event_type",
+    [CW_REJ_BAD_EVENT] = "bad_event",
+    [CW_REJ_TOO_MANY_EVENTS] = "too_many_events",
+    [CW_REJ_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+    [CW_REJ_IDLE_TIMEOUT] = "idle_timeout",
+};
+
+const char *const cw_audit_reject_names[CW_AUDIT_REJ__COUNT] = {
+    [CW_AUDIT_REJ_MALFORMED] = "malformed",
+    [CW_AUDIT_REJ_TOO_LARGE] = "too_large",
+    [CW_AUDIT_REJ_BAD_CLUSTER] = "bad_cluster",
+    [CW_AUDIT_REJ_UNAVAILABLE] = "unavailable",
+};
+
+static int header(cw_buf *o, const char *name, const char *type, const char *help)
+{
+    return cw_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+#define U(x) ((unsigned long long)cw_metric_get(x))
+#define S(x) ((long long)cw_metric_get(x))
+
+int cw_metrics_render(cw_buf *o)
+{
+    int r = 0;
+    static const char *const src[CW_SRC__COUNT] = {"agent", "k8s_audit"};
+    r |= header(o, "chainwatch_events_received_total", "counter",
+                "Events durably accepted into the spool, once each.");
+    for (int i = 0; i < CW_SRC__COUNT; i++)
+        r |= cw_buf_printf(o, "chainwatch_events_received_total{source=\"%s\"} %llu\n", src[i],
+                           U(cw_m.events_received[i]));
+    r |= header(o, "chainwatch_batches_accepted_total", "counter",
+                "Agent event batches durably accepted.");
+    r |= cw_buf_printf(o, "chainwatch_batches_accepted_total %llu\n", U(cw_m.batches_accepted));
+    r |= header(o, "chainwatch_batches_duplicate_total", "counter",
+                "Resent agent batches that were already accepted (dropped and acked).");
+    r |= cw_buf_printf(o, "chainwatch_batches_duplicate_total %llu\n", U(cw_m.batches_duplicate));
+    r |= header(o, "chainwatch_frames_rejected_total", "counter",
+                "Agent frames rejected; each closes its connection.");
+    for (int i = 0; i < CW_REJ__COUNT; i++)
+        r |= cw_buf_printf(o, "chainwatch_frames_rejected_total{reason=\"%s\"} %llu\n",
+                           cw_reject_names[i], U(cw_m.frames_rejected[i]));
+    r |= header(o, "chainwatch_agents_connected", "gauge", "Agents with an open connection.");
+    r |= cw_buf_printf(o, "chainwatch_agents_connected %lld\n", S(cw_m.agents_connected));
+    r |= header(o, "chainwatch_connections_total", "counter", "Agent connections accepted.");
+    r |= cw_buf_printf(o, "chainwatch_connections_total %llu\n", U(cw_m.connections_total));
+    r |= header(o, "chainwatch_ingest_pauses_total", "counter",
+                "Times an agent connection stopped reading because of backpressure.");
+    r |= cw_buf_printf(o, "chainwatch_ingest_pauses_total %llu\n", U(cw_m.ingest_pauses_total));
+    r |= header(o, "chainwatch_ingest_inflight_bytes", "gauge",
+                "Bytes of accepted frames held in memory until durable.");
+    r |= cw_buf_printf(o, "chainwatch_ingest_inflight_bytes %lld\n",
+                       S(cw_m.ingest_inflight_bytes));
+    r |= header(o, "chainwatch_spool_bytes", "gauge", "Bytes in spool segments on disk.");
+    r |= cw_buf_printf(o, "chainwatch_spool_bytes %lld\n", S(cw_m.spool_bytes));
+    r |= header(o, "chainwatch_spool_fsyncs_total", "counter",
+                "Group commits (one fsync each) of the spool.");
+    r |= cw_buf_printf(o, "chainwatch_spool_fsyncs_total %llu\n", U(cw_m.spool_fsyncs_total));
+    r |= header(o, "chainwatch_audit_requests_rejected_total", "counter",
+                "Kubernetes audit webhook requests refused.");
+    for (int i = 0; i < CW_AUDIT_REJ__COUNT; i++)
+        r |= cw_buf_printf(o, "chainwatch_audit_requests_rejected_total{reason=\"%s\"} %llu\n",
+                           cw_audit_reject_names[i], U(cw_m.audit_requests_rejected[i]));
+    r |= header(o, "chainwatch_audit_events_duplicate_total", "counter",
+                "Audit events dropped as redelivered (same auditID and stage).");
+    r |= cw_buf_printf(o, "chainwatch_audit_events_duplicate_total %llu\n",
+                       U(cw_m.audit_events_duplicate));
+    r |= header(o, "chainwatch_pipeline_events_total", "counter",
+                "Events enriched and passed to the outputs.");
+    r |= cw_buf_printf(o, "chainwatch_pipeline_events_total %llu\n",
+                       U(cw_m.pipeline_events_total));
+    r |= header(o, "chainwatch_pipeline_lag_bytes", "gauge",
+                "Spool bytes committed but not yet processed by the pipeline.");
+    r |= cw_buf_printf(o, "chainwatch_pipeline_lag_bytes %lld\n", S(cw_m.pipeline_lag_bytes));
+    return r ? -1 : 0;
+}

@@ -1,0 +1,79 @@
+/* metrics: process-wide counters and gauges, rendered as Prometheus text.
+ *
+ * Every field is a C11 atomic, updated with relaxed ordering from any thread;
+ * nothing here locks. Labels are closed enums so rendering allocates nothing
+ * per label and a peer can never create new series. Add a metric by adding a
+ * field here and a line in cw_metrics_render().
+ */
+#ifndef CW_METRICS_H
+#define CW_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+enum cw_source { CW_SRC_AGENT, CW_SRC_K8S_AUDIT, CW_SRC__COUNT };
+
+/* Why an agent frame (and with it the connection) was rejected. Keep in step
+ * with cw_reject_names in metrics.c and ErrorCode in proto/chainwatch.proto. */
+enum cw_reject {
+    CW_REJ_FRAME_TOO_LARGE,
+    CW_REJ_DECODE,
+    CW_REJ_NO_HELLO,
+    CW_REJ_BAD_HELLO,
+    CW_REJ_SEQ_GAP,
+    CW_REJ_SEQ_REGRESSION,
+    CW_REJ_UNKNOWN_EVENT,
+    CW_REJ_BAD_EVENT,
+    CW_REJ_TOO_MANY_EVENTS,
+    CW_REJ_HANDSHAKE_TIMEOUT,
+    CW_REJ_IDLE_TIMEOUT,
+    CW_REJ__COUNT
+};
+extern const char *const cw_reject_names[CW_REJ__COUNT];
+
+/* Why an audit webhook request was refused. */
+enum cw_audit_reject {
+    CW_AUDIT_REJ_MALFORMED,  /* 400: not JSON, not an Event/EventList */
+    CW_AUDIT_REJ_TOO_LARGE,  /* 413: body over http.max_body_bytes */
+    CW_AUDIT_REJ_BAD_CLUSTER, /* 400: cluster name missing or invalid */
+    CW_AUDIT_REJ_UNAVAILABLE, /* 503: spool full or shutting down */
+    CW_AUDIT_REJ__COUNT
+};
+extern const char *const cw_audit_reject_names[CW_AUDIT_REJ__COUNT];
+
+typedef struct cw_metrics {
+    /* Events durably accepted into the spool, once each. */
+    _Atomic uint64_t events_received[CW_SRC__COUNT];
+    _Atomic uint64_t batches_accepted;
+    /* Batches an agent resent that were already accepted (dropped, acked). */
+    _Atomic uint64_t batches_duplicate;
+    _Atomic uint64_t frames_rejected[CW_REJ__COUNT];
+    _Atomic int64_t agents_connected;
+    _Atomic uint64_t connections_total;
+    /* Times an ingest connection stopped reading because of backpressure. */
+    _Atomic uint64_t ingest_pauses_total;
+    /* Bytes of accepted frames not yet durable (held in memory). */
+    _Atomic int64_t ingest_inflight_bytes;
+    /* Bytes on disk in spool segments. */
+    _Atomic int64_t spool_bytes;
+    _Atomic uint64_t spool_fsyncs_total;
+    _Atomic uint64_t audit_requests_rejected[CW_AUDIT_REJ__COUNT];
+    _Atomic uint64_t audit_events_duplicate;
+    /* Events the pipeline (enrichment, outputs) has processed. */
+    _Atomic uint64_t pipeline_events_total;
+    /* Spool bytes committed but not yet read by the pipeline. */
+    _Atomic int64_t pipeline_lag_bytes;
+} cw_metrics;
+
+extern cw_metrics cw_m;
+
+#define cw_metric_add(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define cw_metric_set(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define cw_metric_get(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* Appends the Prometheus text exposition of every metric to `out`. */
+int cw_metrics_render(cw_buf *out);
+
+#endif
