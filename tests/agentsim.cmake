@@ -1,0 +1,7 @@
+# Unit tests of tools/agentsim (the agent simulator). The simulator's modules
+# are not part of cw_core, so each test compiles the ones it exercises.
+set(CW_AGENTSIM_DIR ${CMAKE_SOURCE_DIR}/tools/agentsim)
+
+cw_unit_test(test_agentsim_scenario unit/test_agentsim_scenario.c
+  ${CW_AGENTSIM_DIR}/scenario.c ${CW_AGENTSIM_DIR}/eventjson.c)
+target_include_directories(test_agentsim_scenario PRIVATE ${CW_AGENTSIM_DIR})
