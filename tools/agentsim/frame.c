@@ -15,6 +15,17 @@ static uint32_t get_prefix(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
+size_t sim_frame_agent_size(const Chainwatch__V1__AgentFrame *f)
+{
+    return chainwatch__v1__agent_frame__get_packed_size(f);
+}
+
+void sim_frame_agent_write(const Chainwatch__V1__AgentFrame *f, uint8_t *out, size_t payload)
+{
+    sim_frame_put_prefix(out, (uint32_t)payload);
+    chainwatch__v1__agent_frame__pack(f, out + SIM_FRAME_PREFIX);
+}
+
 uint8_t *sim_frame_pack_agent(const Chainwatch__V1__AgentFrame *f, size_t max_frame, size_t *len)
 {
     size_t n = chainwatch__v1__agent_frame__get_packed_size(f);

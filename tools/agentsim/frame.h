@@ -29,6 +29,12 @@
  * bytes (not counting the prefix) or memory runs out. */
 uint8_t *sim_frame_pack_agent(const Chainwatch__V1__AgentFrame *f, size_t max_frame, size_t *len);
 
+/* For packing in place (a batch is packed straight into its queue entry):
+ * the payload size of `f`, then the prefix + payload written to `out`, which
+ * must hold SIM_FRAME_PREFIX + that size. */
+size_t sim_frame_agent_size(const Chainwatch__V1__AgentFrame *f);
+void sim_frame_agent_write(const Chainwatch__V1__AgentFrame *f, uint8_t *out, size_t payload);
+
 /* Writes the 4-byte big-endian prefix for a payload of `n` bytes. */
 void sim_frame_put_prefix(uint8_t *out, uint32_t n);
 
