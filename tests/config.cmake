@@ -14,7 +14,9 @@ add_custom_target(update-example-config
 
 # libFuzzer target for the YAML loader. config*.c and log.c are compiled into
 # it (rather than linked from cw_core) so they get coverage instrumentation.
-# Run: build/tests/fuzz_config -max_total_time=60 ${CMAKE_SOURCE_DIR}/deploy
+# A longer run, with a scratch corpus outside the source tree:
+#   mkdir -p /tmp/cfg && cp deploy/chainwatch.example.yaml /tmp/cfg/ &&
+#   BUILD/tests/fuzz_config -max_total_time=60 -max_len=8192 /tmp/cfg
 if(CW_FUZZ)
   add_executable(fuzz_config fuzz/fuzz_config.c
     ${CMAKE_SOURCE_DIR}/common/config.c ${CMAKE_SOURCE_DIR}/common/config_yaml.c
@@ -23,7 +25,9 @@ if(CW_FUZZ)
   target_compile_options(fuzz_config PRIVATE -fsanitize=fuzzer,address)
   target_link_options(fuzz_config PRIVATE -fsanitize=fuzzer,address)
   target_link_libraries(fuzz_config PRIVATE PkgConfig::YAML PkgConfig::UV)
-  # A short deterministic smoke run over the example file as seed.
+  # A short deterministic smoke run seeded with the example file; it writes
+  # no corpus (crash artifacts, if any, land in the build directory).
   add_test(NAME fuzz_config_smoke
-    COMMAND fuzz_config -runs=20000 -seed=1 ${CMAKE_SOURCE_DIR}/deploy/chainwatch.example.yaml)
+    COMMAND fuzz_config -runs=20000 -seed=1 -max_len=8192
+      -seed_inputs=${CMAKE_SOURCE_DIR}/deploy/chainwatch.example.yaml)
 endif()
