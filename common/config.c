@@ -250,10 +250,15 @@ static int check_range(const struct cw_config_entry *e, const char *key, bool ne
                        char *err, size_t errlen)
 {
     char a[32], b[32], x[32];
-    if (neg || v < e->min || v > e->max)
+    /* Clamp to the field's width too, so a table row whose bounds are too
+     * wide for its field still never stores a wrapped value. */
+    uint64_t hi = e->max, wide = e->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX;
+    if (e->type == T_INT || e->type == T_BOOL) wide = INT32_MAX;
+    if (hi > wide) hi = wide;
+    if (neg || v < e->min || v > hi)
         return fail(err, errlen, "%s: %s%s is out of range [%s, %s]", key, neg ? "-" : "",
                     fmt_num(e->type, v, x, sizeof x), fmt_num(e->type, e->min, a, sizeof a),
-                    fmt_num(e->type, e->max, b, sizeof b));
+                    fmt_num(e->type, hi, b, sizeof b));
     return 0;
 }
 
