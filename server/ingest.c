@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/addr.h"
 #include "common/log.h"
 #include "server/ingest_int.h"
 
@@ -197,7 +196,7 @@ int cw_ingest_create(cw_ingest **out, const cw_config *cfg, cw_spool *spool, cw_
                      char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (cw_addr_parse(cfg->agent_listen, &ss) < 0) {
+    if (cw_config_parse_addr(cfg->agent_listen, &ss) < 0) {
         snprintf(err, errlen, "agent_listen: '%s' is not HOST:PORT", cfg->agent_listen);
         return -1;
     }
@@ -208,8 +207,7 @@ int cw_ingest_create(cw_ingest **out, const cw_config *cfg, cw_spool *spool, cw_
     pthread_cond_init(&in->stop_cond, NULL);
     in->spool = spool;
     in->reg = reg;
-    in->nloops = cfg->ingest_threads > 0 ? cfg->ingest_threads : (int)uv_available_parallelism();
-    if (in->nloops < 1) in->nloops = 1;
+    in->nloops = cw_config_ingest_threads(cfg);
     in->loops = calloc((size_t)in->nloops, sizeof *in->loops);
     if (!in->loops) {
         free(in);
