@@ -324,12 +324,12 @@ static int handle_ack(sim_client *c, uint64_t acked)
         uv_timer_stop(&c->timer);
         c->st = ST_READY;
         c->stats.connects++;
-        if (c->failures)
-            cw_info("agentsim", "agent %s: connected again, server holds seq %llu, resending %zu",
-                    c->agent_id, (unsigned long long)acked, c->unacked_n);
-        c->failures = 0;
         c->backoff_ms = BACKOFF_MIN_MS;
         ack_upto(c, acked);
+        if (c->failures)
+            cw_info("agentsim", "agent %s: connected again; server holds seq %llu, resending %zu "
+                    "batches", c->agent_id, (unsigned long long)acked, c->unacked_n);
+        c->failures = 0;
         c->send_next = c->head;
         pump(c);
         check_room(c);

@@ -46,7 +46,7 @@
 typedef struct load {
     uv_loop_t loop;
     uv_timer_t tick;       /* pacing, and checking the drain */
-    uv_timer_t fill_timer; /* --rate 0: the next round of sends */
+    uv_idle_t fill_idle;   /* --rate 0: a round of sends per loop iteration */
     uv_timer_t stop_timer; /* end of --duration, then end of the drain */
     struct sockaddr_storage server;
     uint64_t n_agents, rate, batch, duration_s, drain_s, max_unacked_mb;
@@ -91,23 +91,25 @@ static int can_send(sim_client *c)
     return sim_client_ready(c) && sim_client_has_room(c);
 }
 
-static void on_fill(uv_timer_t *t);
+static void on_fill(uv_idle_t *h);
 
-/* --rate 0: asks for a round of sends on the next loop iteration. Sends never
- * start inside a client's callback: one read can carry hundreds of Acks, and
- * refilling on each would hold the loop for seconds. */
+/* --rate 0: asks for rounds of sends from the next loop iteration on. Sends
+ * never start inside a client's callback: one read can carry hundreds of
+ * Acks, and refilling on each would hold the loop for seconds. An idle
+ * handle rather than a 0 ms timer: libuv 1.44 runs a timer re-armed with 0
+ * inside its own callback again in the same iteration, starving I/O. */
 static void kick_fill(load *l)
 {
-    if (l->producing && !uv_is_active((uv_handle_t *)&l->fill_timer))
-        uv_timer_start(&l->fill_timer, on_fill, 0, 0);
+    if (l->producing) uv_idle_start(&l->fill_idle, on_fill);
 }
 
-/* Loop thread, --rate 0: one full batch per agent with room, round-robin, at
- * most FILL_BATCHES per call so that timers and acks keep flowing; asks for
- * another round when the budget ran out before the room did. */
-static void on_fill(uv_timer_t *t)
+/* Loop thread, --rate 0, once per iteration while active: one full batch per
+ * agent with room, round-robin, at most FILL_BATCHES per iteration so that
+ * timers and acks keep flowing; stops when no agent has room (their `room`
+ * callbacks start it again). */
+static void on_fill(uv_idle_t *h)
 {
-    load *l = t->data;
+    load *l = h->data;
     size_t idle = 0;
     int budget = FILL_BATCHES;
     while (budget > 0 && l->producing && idle < l->n_agents) {
@@ -120,7 +122,7 @@ static void on_fill(uv_timer_t *t)
         idle = 0;
         budget--;
     }
-    if (budget == 0) kick_fill(l);
+    if (budget > 0 || !l->producing) uv_idle_stop(&l->fill_idle);
 }
 
 static void close_agents(load *l)
@@ -191,7 +193,7 @@ static void on_failed(void *user, sim_client *c)
 static void close_timers(load *l)
 {
     uv_close((uv_handle_t *)&l->tick, NULL);
-    uv_close((uv_handle_t *)&l->fill_timer, NULL);
+    uv_close((uv_handle_t *)&l->fill_idle, NULL);
     uv_close((uv_handle_t *)&l->stop_timer, NULL);
 }
 
@@ -217,7 +219,7 @@ static void on_duration(uv_timer_t *t)
 {
     load *l = t->data;
     l->producing = 0;
-    uv_timer_stop(&l->fill_timer);
+    uv_idle_stop(&l->fill_idle);
     l->end_ns = uv_hrtime();
     l->draining = 1;
     uv_timer_start(&l->stop_timer, on_drain_timeout, l->drain_s * 1000, 0);
@@ -421,9 +423,9 @@ int sim_load_main(int argc, char **argv)
         goto out;
     }
     uv_timer_init(&l->loop, &l->tick);
-    uv_timer_init(&l->loop, &l->fill_timer);
+    uv_idle_init(&l->loop, &l->fill_idle);
     uv_timer_init(&l->loop, &l->stop_timer);
-    l->tick.data = l->fill_timer.data = l->stop_timer.data = l;
+    l->tick.data = l->fill_idle.data = l->stop_timer.data = l;
     if (start_agents(l) < 0) {
         fprintf(stderr, "agentsim load: cannot create the agents\n");
         l->failed = 1;
