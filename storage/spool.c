@@ -377,8 +377,9 @@ static void ws_flush(cw_spool *s)
     int n = ws->niov;
     while (n > 0 && !ws->err) {
         ssize_t w = pwritev(s->wfd, iov, n, (off_t)ws->off);
-        if (w < 0) {
-            if (errno != EINTR) ws->err = errno;
+        if (w <= 0) {
+            if (w == 0) ws->err = EIO; /* no progress: never spin */
+            else if (errno != EINTR) ws->err = errno;
             continue;
         }
         ws->off += (uint64_t)w;

@@ -154,7 +154,7 @@ static void last_segment_path(const char *dir, char *out, size_t outlen)
     while (d && (e = readdir(d)))
         if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".seg") == 0 &&
             strcmp(e->d_name, best) > 0)
-            snprintf(best, sizeof best, "%s", e->d_name);
+            memcpy(best, e->d_name, 25); /* checked: 24 characters and the NUL */
     if (d) closedir(d);
     snprintf(out, outlen, "%s/%s", path, best);
 }
