@@ -1,0 +1,4 @@
+# Tests of the pipeline stage: event normalization and JSON, enrichment,
+# JSON Lines output, and the spool -> events-out component.
+cw_unit_test(test_event unit/test_event.c)
+cw_unit_test(test_enrich unit/test_enrich.c)
