@@ -53,9 +53,16 @@ enum cw_rec_kind {
 #define CW_SPOOL_FULL (-11)     /* -EAGAIN: retry after a space listener fires */
 #define CW_SPOOL_STOPPED (-108) /* -ESHUTDOWN */
 #define CW_SPOOL_IO (-5)        /* -EIO: write or fsync failed; record not stored */
+#define CW_SPOOL_INVAL (-22)    /* -EINVAL: malformed request (kind, body too large) */
 #define CW_SPOOL_EOF 0          /* cw_spool_read: stopped and fully read */
 
 #define CW_SPOOL_KEY_MAX 255
+/* Largest body a record may carry. Well above any frame or audit request we
+ * accept; it bounds what a corrupt length field can make recovery allocate. */
+#define CW_SPOOL_BODY_MAX (64u * 1024 * 1024)
+/* Readers per spool, and the longest reader name. */
+#define CW_SPOOL_MAX_READERS 16
+#define CW_SPOOL_READER_NAME_MAX 64
 
 typedef struct cw_spool cw_spool;
 typedef struct cw_spool_reader cw_spool_reader;
