@@ -113,7 +113,9 @@ static void handle_batch(cw_pipeline *p, const cw_spool_record *rec, const char 
     for (size_t i = 0; i < b->n_events; i++) {
         if (cw_event_from_agent(&ev, agent_id, rec->seq, (uint32_t)i, b->events[i],
                                 rec->time_ns) < 0) {
-            bad_event(p, ev.id[0] ? ev.id : agent_id, "no known payload");
+            char id[CW_EVENT_ID_MAX];
+            snprintf(id, sizeof id, "%s:%llu:%zu", agent_id, (unsigned long long)rec->seq, i);
+            bad_event(p, id, "no known payload");
             continue;
         }
         cw_enrich_agent_event(p->enrich, &ev);

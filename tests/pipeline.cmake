@@ -3,3 +3,4 @@
 cw_unit_test(test_event unit/test_event.c)
 cw_unit_test(test_enrich unit/test_enrich.c)
 cw_unit_test(test_jsonl unit/test_jsonl.c)
+cw_unit_test(test_pipeline unit/test_pipeline.c)
