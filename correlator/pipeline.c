@@ -20,7 +20,8 @@
 #define READ_TIMEOUT_MS 50
 #define FLUSH_EVERY_NS (100 * 1000000LL)    /* write(2) buffered lines */
 #define COMMIT_EVERY_NS (1000 * 1000000LL)  /* fdatasync outputs, then commit */
-#define ERROR_BACKOFF_NS (100 * 1000000LL)  /* after a spool read error */
+#define ERROR_BACKOFF_NS (20 * 1000000LL)   /* after a spool read error */
+#define QUICK_NS (2 * 1000000LL)           /* a "nothing new" faster than this is an error */
 /* One event's JSON: bounded by the record size times the worst escaping
  * expansion; anything larger is dropped rather than buffered. */
 #define LINE_MAX_BYTES (64u * 1024 * 1024)
@@ -196,7 +197,14 @@ static void *run(void *arg)
     int read_errors = 0;
     for (;;) {
         cw_spool_record rec;
+        int64_t before = mono_ns();
         int r = cw_spool_read(p->reader, &rec, READ_TIMEOUT_MS);
+        if (r == -1 && mono_ns() - before < QUICK_NS) {
+            /* -1 without waiting: the spool could not read a segment right
+             * now (logged there) and will retry; do not spin on it. */
+            struct timespec ts = {0, ERROR_BACKOFF_NS};
+            nanosleep(&ts, NULL);
+        }
         if (r == 1) {
             handle_record(p, &rec);
             dirty = unflushed = 1;
