@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -284,6 +285,13 @@ int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t e
     if (s->dirfd < 0 || s->cursor_dirfd < 0) {
         r = -errno;
         snprintf(err, errlen, "spool: open %s: %s", s->dir, strerror(errno));
+        goto fail;
+    }
+    /* Two servers appending to one spool would interleave records: refuse
+     * the second. The lock goes away with the process. */
+    if (flock(s->dirfd, LOCK_EX | LOCK_NB) != 0) {
+        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err, errlen, "spool: %s is in use by another process", s->dir);
         goto fail;
     }
     if ((r = recover(s, err, errlen)) < 0) goto fail;
