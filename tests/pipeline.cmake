@@ -14,8 +14,8 @@ if(CW_FUZZ)
   target_link_options(fuzz_event_decode PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_event_decode PRIVATE cw_core)
   set(CW_EVENT_SEEDS
-    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds/event_decode/batch.bin
-    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds/event_decode/hello.bin
+    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/event_decode/batch.bin
+    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/event_decode/hello.bin
     ${CMAKE_SOURCE_DIR}/../shared/corpus/k8s-audit/create-privileged-pod.json
     ${CMAKE_SOURCE_DIR}/../shared/corpus/k8s-audit/exec-into-pod.json)
   list(JOIN CW_EVENT_SEEDS "," CW_EVENT_SEEDS_ARG)

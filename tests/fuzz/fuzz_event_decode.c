@@ -10,7 +10,7 @@
  * small table bounds, so eviction and expiry paths run too.
  *
  *   BUILD/tests/fuzz_event_decode -max_total_time=60 -max_len=65536 \
- *       CORPUS_DIR tests/fuzz/seeds/event_decode ../shared/corpus/k8s-audit
+ *       CORPUS_DIR tests/fuzz/corpus/event_decode ../shared/corpus/k8s-audit
  */
 #include <stdint.h>
 #include <stdlib.h>
