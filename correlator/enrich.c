@@ -133,15 +133,10 @@ static void pod_free(cw_enrich *e, cw_enrich_pod *p)
 {
     if (p->name_ix) ix_drop(&e->names, p->name_ix);
     if (p->ip_ix) ix_drop(&e->ips, p->ip_ix);
-    sfree(p->cluster);
-    sfree(p->uid);
-    sfree(p->name);
-    sfree(p->namespace);
-    sfree(p->service_account);
-    sfree(p->pod_ip);
-    sfree(p->node_name);
-    sfree(p->controller_kind);
-    sfree(p->controller_name);
+    char *fields[] = {p->cluster, p->uid,       p->name,           p->namespace,
+                      p->service_account, p->pod_ip, p->node_name, p->controller_kind,
+                      p->controller_name};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) sfree(fields[i]);
     free_labels(p->labels, p->n_labels);
     free((char *)p->node.key);
     free(p);
@@ -430,12 +425,8 @@ static void stopped_append(cw_enrich *e, cw_enrich_container *c)
 static void container_free(cw_enrich *e, cw_enrich_container *c)
 {
     stopped_unlink(e, c);
-    sfree(c->agent_id);
-    sfree(c->container_id);
-    sfree(c->cluster);
-    sfree(c->pod_uid);
-    sfree(c->name);
-    sfree(c->image);
+    char *fields[] = {c->agent_id, c->container_id, c->cluster, c->pod_uid, c->name, c->image};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) sfree(fields[i]);
     free((char *)c->node.key);
     free(c);
 }
@@ -536,14 +527,9 @@ static void sweep_stopped(cw_enrich *e)
 
 static void agent_free(cw_enrich_agent *a)
 {
-    sfree(a->host);
-    sfree(a->cloud);
-    sfree(a->region);
-    sfree(a->cluster);
-    sfree(a->node_name);
-    sfree(a->os);
-    sfree(a->kernel);
-    sfree(a->agent_version);
+    char *fields[] = {a->host,      a->cloud, a->region, a->cluster,
+                      a->node_name, a->os,    a->kernel, a->agent_version};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) sfree(fields[i]);
     for (size_t i = 0; i < a->n_ips; i++) sfree(a->ips[i]);
     free(a->ips);
     free((char *)a->node.key);
