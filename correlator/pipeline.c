@@ -92,7 +92,8 @@ static void emit(cw_pipeline *p, const cw_event *ev)
 
 static void handle_hello(cw_pipeline *p, const cw_spool_record *rec, const char *agent_id)
 {
-    Chainwatch__V1__Hello *h = chainwatch__v1__hello__unpack(&p->arena.pb, rec->body_len, rec->body);
+    Chainwatch__V1__Hello *h =
+        chainwatch__v1__hello__unpack(&p->arena.pb, rec->body_len, rec->body);
     if (!h) {
         bad_record(p, rec, p->arena.exhausted ? "Hello over the decode memory bound"
                                               : "Hello does not decode");

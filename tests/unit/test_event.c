@@ -351,7 +351,8 @@ static void rfc3339_times(void **state)
     assert_int_equal(cw_parse_rfc3339_ns("2018-10-25T14:09:12.1234567891Z", &ns), 0);
     assert_int_equal(ns % 1000000000, 123456789);
     const char *bad[] = {"", "2018-10-25", "2018-10-25T14:09:12", "2018-13-25T14:09:12Z",
-                         "2018-10-25T14:09:12.Z", "2018-10-25T14:09:12Zjunk", "9999-01-01T00:00:00Z",
+                         "2018-10-25T14:09:12.Z", "2018-10-25T14:09:12Zjunk",
+                         "9999-01-01T00:00:00Z",
                          "2018-10-25T14:09:12+0200", "x018-10-25T14:09:12Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(cw_parse_rfc3339_ns(bad[i], &ns), -1);

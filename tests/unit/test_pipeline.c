@@ -245,8 +245,10 @@ static json_t *by_id(json_t *lines, const char *id)
 {
     size_t i;
     json_t *j;
-    json_array_foreach(lines, i, j) if (strcmp(json_string_value(json_object_get(j, "id")), id) == 0)
-        return j;
+    json_array_foreach(lines, i, j)
+    {
+        if (strcmp(json_string_value(json_object_get(j, "id")), id) == 0) return j;
+    }
     fail_msg("no line with id %s", id);
     return NULL;
 }
