@@ -531,7 +531,7 @@ static cw_spool_req *write_run(cw_spool *s, cw_spool_req *from, int *err)
     ws_flush(s);
     if (!ws->err && fdatasync(s->wfd) != 0) ws->err = errno;
     if (ws->err) {
-        cw_error(CW_SPOOL_LOG, "write to segment at offset %llu failed: %s", 
+        cw_error(CW_SPOOL_LOG, "write to segment at offset %llu failed: %s",
                  (unsigned long long)s->wbase, strerror(ws->err));
         /* Take back whatever part reached the file, so it can never be
          * mistaken for acknowledged data. */

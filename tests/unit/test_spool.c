@@ -359,7 +359,8 @@ static void segments_roll_and_are_deleted_once_read(void **state)
     treq *q = calloc(90, sizeof *q);
     /* Agent x's batches all land in segments that get deleted. */
     for (int i = 0; i < 90; i++) {
-        treq_fill(&q[i], &t, CW_REC_BATCH, i < 30 ? "x" : "y", i < 30 ? (uint64_t)i + 1 : (uint64_t)i - 29);
+        uint64_t seq = i < 30 ? (uint64_t)i + 1 : (uint64_t)i - 29;
+        treq_fill(&q[i], &t, CW_REC_BATCH, i < 30 ? "x" : "y", seq);
         assert_int_equal(cw_spool_submit(s, &q[i].req), CW_SPOOL_OK);
         assert_int_equal(tracker_wait(&t, i + 1), 0); /* one group each */
     }
