@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ typedef struct load {
     uv_timer_t tick;       /* pacing, and checking the drain */
     uv_idle_t fill_idle;   /* --rate 0: a round of sends per loop iteration */
     uv_timer_t stop_timer; /* end of --duration, then end of the drain */
+    uv_signal_t sigint, sigterm;
     struct sockaddr_storage server;
     uint64_t n_agents, rate, batch, duration_s, drain_s, max_unacked_mb;
     const char *prefix;
@@ -195,6 +197,8 @@ static void close_timers(load *l)
     uv_close((uv_handle_t *)&l->tick, NULL);
     uv_close((uv_handle_t *)&l->fill_idle, NULL);
     uv_close((uv_handle_t *)&l->stop_timer, NULL);
+    uv_close((uv_handle_t *)&l->sigint, NULL);
+    uv_close((uv_handle_t *)&l->sigterm, NULL);
 }
 
 static void on_closed(void *user, sim_client *c)
@@ -223,6 +227,18 @@ static void on_duration(uv_timer_t *t)
     l->end_ns = uv_hrtime();
     l->draining = 1;
     uv_timer_start(&l->stop_timer, on_drain_timeout, l->drain_s * 1000, 0);
+}
+
+/* Loop thread: SIGINT or SIGTERM ends the load early, as if --duration had
+ * passed (the summary still prints); a second one stops waiting for acks. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    load *l = h->data;
+    cw_warn("agentsim", "load interrupted by signal %d", signum);
+    if (l->producing)
+        on_duration(&l->stop_timer);
+    else if (l->draining)
+        close_agents(l);
 }
 
 static int start_agents(load *l)
@@ -425,7 +441,11 @@ int sim_load_main(int argc, char **argv)
     uv_timer_init(&l->loop, &l->tick);
     uv_idle_init(&l->loop, &l->fill_idle);
     uv_timer_init(&l->loop, &l->stop_timer);
-    l->tick.data = l->fill_idle.data = l->stop_timer.data = l;
+    uv_signal_init(&l->loop, &l->sigint);
+    uv_signal_init(&l->loop, &l->sigterm);
+    l->tick.data = l->fill_idle.data = l->stop_timer.data = l->sigint.data = l->sigterm.data = l;
+    uv_signal_start(&l->sigint, on_signal, SIGINT);
+    uv_signal_start(&l->sigterm, on_signal, SIGTERM);
     if (start_agents(l) < 0) {
         fprintf(stderr, "agentsim load: cannot create the agents\n");
         l->failed = 1;

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@ typedef struct replay {
     uv_loop_t loop;
     uv_timer_t timer;      /* next item due, or a 0 ms kick to resume */
     uv_timer_t wait_timer; /* --timeout while waiting for acks or room */
+    uv_signal_t sigint, sigterm;
     struct sockaddr_storage server;
     const char *http;
     double speed;
@@ -437,6 +439,18 @@ static void next_file(replay *r)
     r->phase = PH_DONE;
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->wait_timer, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+/* Loop thread: SIGINT or SIGTERM stops the replay; the summary still prints.
+ * A POST in progress is let finish (its callback sees `aborted`). */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    replay *r = h->data;
+    cw_warn("agentsim", "replay interrupted by signal %d", signum);
+    r->aborted = 1;
+    if (r->phase != PH_WAIT_POST && r->phase != PH_CLOSING && r->phase != PH_DONE) close_file(r);
 }
 
 /* ------------------------------------------------------------ command */
@@ -567,7 +581,11 @@ int sim_replay_main(int argc, char **argv)
     }
     uv_timer_init(&r->loop, &r->timer);
     uv_timer_init(&r->loop, &r->wait_timer);
-    r->timer.data = r->wait_timer.data = r;
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    r->timer.data = r->wait_timer.data = r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     start_file(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     int loop_rc = uv_loop_close(&r->loop);
