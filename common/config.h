@@ -7,8 +7,16 @@
  * is the table name ("ingest.max_frame_bytes" is `ingest: {max_frame_bytes:}`).
  * Unknown keys and bad values are errors that name file:line.
  *
+ * Every YAML key can also be set with `--set KEY=VALUE`; the most common ones
+ * have a flag of their own (`--agent-listen`). Byte sizes accept a plain
+ * integer or a KiB/MiB/GiB/TiB suffix ("64MiB"); durations are integer
+ * milliseconds. Listen addresses are literal IPs (no name lookups at start-up)
+ * as HOST:PORT or [V6]:PORT; "localhost" means 127.0.0.1.
+ *
  * A cw_config is a plain value: filled once at start-up on the main thread,
- * then only read (copies may be handed to other threads).
+ * then only read (copies may be handed to other threads). Nothing here is
+ * thread-safe and nothing here runs on a loop: reading the file and checking
+ * paths block.
  */
 #ifndef CW_CONFIG_H
 #define CW_CONFIG_H
@@ -16,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+struct sockaddr_storage;
 
 #define CW_PATH_MAX 1024
 #define CW_ADDR_MAX 256
@@ -60,17 +70,49 @@ typedef struct cw_config {
     int check_config;
 } cw_config;
 
+/* The YAML file is read whole; anything larger is refused. */
+#define CW_CONFIG_FILE_MAX (1024 * 1024)
+
 /* Fills defaults. */
 void cw_config_defaults(cw_config *c);
 
-/* Parses argv (and the --config file it names, flags overriding the file).
- * Returns 0 on success, 1 if --help was printed (caller exits 0), or -1 with
- * a message in err ("file:line: ..." for file errors). */
+/* Fills defaults, then the --config file, then every other flag (flags win
+ * over the file wherever they appear in argv), then runs cw_config_validate.
+ * argv[0] is the program name. Returns 0 on success; 1 if --help (usage) or
+ * --print-example-config (the example YAML) was written to stdout, in which
+ * case the caller exits 0; or -1 with a message in err ("FILE:LINE: ..." for
+ * file errors, "--flag: ..." for flag errors). */
 int cw_config_load(cw_config *c, int argc, char **argv, char *err, size_t errlen);
 
-/* Checks cross-field rules and that paths/addresses are usable.
- * Returns 0 or -1 with a message in err. */
+/* Applies a YAML file / an in-memory YAML document on top of *c (call
+ * cw_config_defaults first). `name` is the file name used in messages.
+ * Returns 0 or -1 with "NAME:LINE: ..." in err; on error *c may hold some of
+ * the document's values. The buffer need not be NUL-terminated. */
+int cw_config_load_file(cw_config *c, const char *path, char *err, size_t errlen);
+int cw_config_load_yaml_buffer(cw_config *c, const char *name, const char *buf, size_t len,
+                               char *err, size_t errlen);
+
+/* Sets one key by its dotted name ("ingest.max_frame_bytes"), as --set does.
+ * Bounds are checked; cross-field rules are not (see cw_config_validate).
+ * Returns 0 or -1 with "KEY: ..." in err. */
+int cw_config_set(cw_config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Checks what single keys cannot: cross-field rules (hello frame <= frame,
+ * handshake timeout < idle timeout, per-connection <= total in-flight bytes,
+ * frame <= decode arena, spool segment <= spool max), every key's bounds,
+ * addresses and the log level; and, touching the file system, that rules_dir
+ * (when set) is a directory, that data_dir is a directory if it exists, and
+ * that each output's directory exists. Returns 0 or -1 with a message in err. */
 int cw_config_validate(const cw_config *c, char *err, size_t errlen);
+
+/* Parses a listen address (HOST:PORT, [V6]:PORT, localhost:PORT; literal IPs
+ * only, port 1..65535) into *out (which may be NULL to only check it).
+ * Returns 0 or -1. */
+int cw_config_parse_addr(const char *s, struct sockaddr_storage *out);
+
+/* ingest_threads resolved: the configured count, or one per CPU (at most 64)
+ * when it is 0. */
+int cw_config_ingest_threads(const cw_config *c);
 
 /* Writes `--help` text to `out`. */
 void cw_config_usage(FILE *out);
