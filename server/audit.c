@@ -2,10 +2,8 @@
  * The contract is in audit.h. */
 #include "server/audit.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
-#include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -14,6 +12,8 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
+#include "server/json_repair.h"
 
 int cw_audit_cluster_valid(const char *s, size_t len)
 {
@@ -75,168 +75,6 @@ static void install_hooks(void)
 void cw_audit_global_init(void)
 {
     pthread_once(&hooks_once, install_hooks);
-}
-
-/* ---- repairs for JSON that Go emits and jansson refuses ---------------- */
-
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlongs */
-        else if (c == 0xED)
-            hi = 0x9F; /* no UTF-16 surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F; /* nothing past U+10FFFF */
-    } else
-        return 0;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
-static int hex4(const char *s, size_t n, unsigned *out)
-{
-    if (n < 4)
-        return -1;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* 1 if the number token overflows the way jansson's lexer checks it
- * (strtoll for integers, strtod for reals). */
-static int number_overflows(const char *tok, size_t n)
-{
-    char small[64];
-    char *copy = n < sizeof(small) ? small : malloc(n + 1);
-    if (!copy)
-        return 0;
-    memcpy(copy, tok, n);
-    copy[n] = '\0';
-    int integer = strpbrk(copy, ".eE") == NULL, over;
-    errno = 0;
-    if (integer) {
-        (void)strtoll(copy, NULL, 10);
-        over = errno == ERANGE;
-    } else {
-        double v = strtod(copy, NULL);
-        over = errno == ERANGE && isinf(v);
-    }
-    if (copy != small)
-        free(copy);
-    return over;
-}
-
-/* Copies body into a new buffer, repairing invalid UTF-8 inside strings, lone
- * surrogate escapes and overflowing numbers (see audit.h). Returns the copy
- * (caller frees) or NULL when nothing needed repair or memory ran out. */
-static char *repair(const char *in, size_t len, size_t *outlen)
-{
-    static const char fffd_utf8[] = "\xEF\xBF\xBD", fffd_esc[] = "\\uFFFD";
-    /* Worst cases: one byte becomes three; a number gains two quotes. */
-    char *out = malloc(len * 3 + 1);
-    if (!out)
-        return NULL;
-    size_t i = 0, o = 0;
-    int in_str = 0, changed = 0;
-    while (i < len) {
-        unsigned char c = (unsigned char)in[i];
-        if (!in_str) {
-            if (c == '"') {
-                in_str = 1;
-                out[o++] = in[i++];
-            } else if (c == '-' || (c >= '0' && c <= '9')) {
-                size_t j = i + 1;
-                while (j < len && strchr("0123456789+-.eE", in[j]) && in[j] != '\0')
-                    j++;
-                int q = number_overflows(in + i, j - i);
-                if (q)
-                    out[o++] = '"';
-                memcpy(out + o, in + i, j - i);
-                o += j - i;
-                if (q)
-                    out[o++] = '"';
-                changed |= q;
-                i = j;
-            } else
-                out[o++] = in[i++];
-            continue;
-        }
-        if (c == '"') {
-            in_str = 0;
-            out[o++] = in[i++];
-        } else if (c == '\\' && i + 1 < len && in[i + 1] == 'u') {
-            unsigned u, u2;
-            if (hex4(in + i + 2, len - i - 2, &u) != 0) {
-                out[o++] = in[i++]; /* let jansson report it */
-                continue;
-            }
-            if (u >= 0xD800 && u <= 0xDBFF && i + 12 <= len && in[i + 6] == '\\' &&
-                in[i + 7] == 'u' && hex4(in + i + 8, len - i - 8, &u2) == 0 && u2 >= 0xDC00 &&
-                u2 <= 0xDFFF) {
-                memcpy(out + o, in + i, 12); /* a proper pair */
-                o += 12;
-                i += 12;
-            } else if (u >= 0xD800 && u <= 0xDFFF) {
-                memcpy(out + o, fffd_esc, 6);
-                o += 6;
-                i += 6;
-                changed = 1;
-            } else {
-                memcpy(out + o, in + i, 6);
-                o += 6;
-                i += 6;
-            }
-        } else if (c == '\\' && i + 1 < len) {
-            out[o++] = in[i++];
-            out[o++] = in[i++];
-        } else if (c >= 0x80) {
-            size_t n = utf8_valid_len((const unsigned char *)in + i, len - i);
-            if (n) {
-                memcpy(out + o, in + i, n);
-                o += n;
-                i += n;
-            } else {
-                memcpy(out + o, fffd_utf8, 3);
-                o += 3;
-                i++;
-                changed = 1;
-            }
-        } else
-            out[o++] = in[i++];
-    }
-    if (!changed) {
-        free(out);
-        return NULL;
-    }
-    *outlen = o;
-    return out;
 }
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -409,7 +247,7 @@ int cw_audit_parse(const char *body, size_t len, cw_audit_batch *out, char *err,
         if (code == json_error_invalid_utf8 || code == json_error_invalid_syntax ||
             code == json_error_numeric_overflow) {
             size_t fixed_len = 0;
-            char *fixed = repair(body, len, &fixed_len);
+            char *fixed = cw_json_repair(body, len, &fixed_len);
             if (fixed) {
                 root = load(fixed, fixed_len, &e2);
                 free(fixed);
@@ -445,158 +283,25 @@ void cw_audit_batch_free(cw_audit_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* ---- de-duplication ------------------------------------------------------
- * A FIFO ring of `capacity` slots, each also on a hash chain found through
- * `buckets`. Keys are SHA-256 prefixes, so they are uniform whatever the
- * client chose: the first 4 bytes pick the bucket.
- */
-#define NIL UINT32_MAX
 
-typedef struct dd_slot {
-    uint8_t key[CW_AUDIT_KEY_LEN];
-    uint32_t next; /* hash chain */
-    uint32_t gen;  /* bumped on every reuse, so stale refs are recognised */
-    uint32_t pending;
-    uint8_t used;
-    uint8_t durable;
-} dd_slot;
-
-struct cw_audit_dedupe {
-    dd_slot *slots;
-    uint32_t *buckets;
-    uint32_t cap, mask, head;
-    size_t count;
-    EVP_MD_CTX *md;
-};
-
-int cw_audit_dedupe_create(cw_audit_dedupe **out, uint32_t capacity)
-{
-    if (capacity == 0 || capacity > (1u << 30))
-        return -22;
-    cw_audit_dedupe *d = calloc(1, sizeof(*d));
-    if (!d)
-        return CW_AUDIT_ENOMEM;
-    uint32_t nb = 1;
-    while (nb < capacity)
-        nb <<= 1;
-    d->cap = capacity;
-    d->mask = nb - 1;
-    d->slots = calloc(capacity, sizeof(*d->slots));
-    d->buckets = malloc((size_t)nb * sizeof(*d->buckets));
-    d->md = EVP_MD_CTX_new();
-    if (!d->slots || !d->buckets || !d->md) {
-        cw_audit_dedupe_free(d);
-        return CW_AUDIT_ENOMEM;
-    }
-    for (uint32_t i = 0; i < nb; i++)
-        d->buckets[i] = NIL;
-    *out = d;
-    return 0;
-}
-
-void cw_audit_dedupe_free(cw_audit_dedupe *d)
-{
-    if (!d)
-        return;
-    EVP_MD_CTX_free(d->md);
-    free(d->slots);
-    free(d->buckets);
-    free(d);
-}
-
-void cw_audit_dedupe_key(cw_audit_dedupe *d, const char *cluster, size_t cluster_len,
-                         const cw_audit_event *ev, uint8_t key[CW_AUDIT_KEY_LEN])
+void cw_audit_event_key(const char *cluster, size_t cluster_len, const cw_audit_event *ev,
+                        uint8_t key[CW_DEDUPE_KEY_LEN])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     /* The NULs separate the fields, none of which can contain one. */
-    if (EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(d->md, cluster, cluster_len) != 1 ||
-        EVP_DigestUpdate(d->md, "", 1) != 1 ||
-        EVP_DigestUpdate(d->md, ev->audit_id, ev->audit_id_len + 1) != 1 ||
-        EVP_DigestUpdate(d->md, ev->stage, ev->stage_len + 1) != 1 ||
-        EVP_DigestUpdate(d->md, ev->json, ev->json_len) != 1 ||
-        EVP_DigestFinal_ex(d->md, md, &mdlen) != 1 || mdlen < CW_AUDIT_KEY_LEN) {
-        /* Only on a broken OpenSSL; a zero key just makes these events
-         * collide with each other in the set. */
-        memset(key, 0, CW_AUDIT_KEY_LEN);
-        return;
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, cluster, cluster_len) != 1 || EVP_DigestUpdate(ctx, "", 1) != 1 ||
+        EVP_DigestUpdate(ctx, ev->audit_id, ev->audit_id_len + 1) != 1 ||
+        EVP_DigestUpdate(ctx, ev->stage, ev->stage_len + 1) != 1 ||
+        EVP_DigestUpdate(ctx, ev->json, ev->json_len) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < CW_DEDUPE_KEY_LEN) {
+        /* Only when out of memory: a zero key makes such events collide with
+         * each other, so some may be dropped as duplicates; log it. */
+        cw_error("audit", "SHA-256 failed; de-duplication keys are degraded");
+        memset(md, 0, CW_DEDUPE_KEY_LEN);
     }
-    memcpy(key, md, CW_AUDIT_KEY_LEN);
-}
-
-static uint32_t bucket_of(const cw_audit_dedupe *d, const uint8_t *key)
-{
-    uint32_t h;
-    memcpy(&h, key, sizeof(h));
-    return h & d->mask;
-}
-
-static uint32_t find(const cw_audit_dedupe *d, const uint8_t *key)
-{
-    for (uint32_t i = d->buckets[bucket_of(d, key)]; i != NIL; i = d->slots[i].next)
-        if (memcmp(d->slots[i].key, key, CW_AUDIT_KEY_LEN) == 0)
-            return i;
-    return NIL;
-}
-
-static void unlink_slot(cw_audit_dedupe *d, uint32_t idx)
-{
-    dd_slot *s = &d->slots[idx];
-    uint32_t *p = &d->buckets[bucket_of(d, s->key)];
-    while (*p != idx)
-        p = &d->slots[*p].next;
-    *p = s->next;
-    s->used = 0;
-    s->gen++;
-    d->count--;
-}
-
-int cw_audit_dedupe_begin(cw_audit_dedupe *d, const uint8_t key[CW_AUDIT_KEY_LEN],
-                          cw_audit_ref *ref)
-{
-    uint32_t idx = find(d, key);
-    if (idx != NIL) {
-        dd_slot *s = &d->slots[idx];
-        if (s->durable)
-            return CW_AUDIT_DUPLICATE;
-        s->pending++;
-        *ref = (cw_audit_ref){idx, s->gen};
-        return CW_AUDIT_PENDING;
-    }
-    idx = d->head;
-    d->head = (d->head + 1) % d->cap;
-    dd_slot *s = &d->slots[idx];
-    if (s->used)
-        unlink_slot(d, idx); /* the oldest entry goes */
-    memcpy(s->key, key, CW_AUDIT_KEY_LEN);
-    s->used = 1;
-    s->durable = 0;
-    s->pending = 1;
-    uint32_t b = bucket_of(d, key);
-    s->next = d->buckets[b];
-    d->buckets[b] = idx;
-    d->count++;
-    *ref = (cw_audit_ref){idx, s->gen};
-    return CW_AUDIT_NEW;
-}
-
-void cw_audit_dedupe_end(cw_audit_dedupe *d, cw_audit_ref ref, int stored)
-{
-    if (ref.slot >= d->cap)
-        return;
-    dd_slot *s = &d->slots[ref.slot];
-    if (!s->used || s->gen != ref.gen)
-        return; /* evicted meanwhile */
-    if (s->pending)
-        s->pending--;
-    if (stored)
-        s->durable = 1;
-    else if (!s->durable && s->pending == 0)
-        unlink_slot(d, ref.slot); /* let the API server's retry store it */
-}
-
-size_t cw_audit_dedupe_count(const cw_audit_dedupe *d)
-{
-    return d->count;
+    EVP_MD_CTX_free(ctx);
+    memcpy(key, md, CW_DEDUPE_KEY_LEN);
 }

@@ -1,6 +1,6 @@
-/* audit: the Kubernetes audit webhook's logic, free of any HTTP library:
- * validating the cluster name, parsing a POSTed body into events, and
- * remembering which events were already stored (de-duplication).
+/* audit: the Kubernetes audit webhook's payload: validating the cluster
+ * name, parsing a POSTed body into events, and the de-duplication key of an
+ * event. audit_intake.h takes a request through the spool to its response.
  *
  * Parsing (cw_audit_parse)
  * - The body is an audit.k8s.io EventList ({"kind":"EventList","items":[...]})
@@ -15,10 +15,8 @@
  *   n_invalid: the API server retries a refused batch forever, so refusing
  *   the batch for one odd event would stall every later event of the cluster.
  * - For the same reason, JSON that Go's encoder can emit but jansson refuses
- *   is repaired rather than refused: the API server embeds a client's raw
- *   patch document in requestObject, so an attacker controls those bytes.
- *   Invalid UTF-8 becomes U+FFFD, lone surrogate escapes become \uFFFD,
- *   numbers too large for jansson become strings holding the same digits.
+ *   (the API server embeds a client's raw patch document in requestObject)
+ *   is repaired rather than refused: see json_repair.h.
  *   "\u0000" in strings is allowed; duplicate keys are allowed (the last one
  *   wins), because the stored record is jansson's own re-serialisation, so
  *   every later reader sees exactly the value de-duplication saw.
@@ -31,23 +29,18 @@
  * - Each accepted event is re-serialised compactly (JSON_COMPACT) into one
  *   buffer owned by the batch.
  *
- * De-duplication (cw_audit_dedupe_*)
- * - The API server redelivers a whole batch when it saw an error or a
- *   timeout, so events are remembered by a key and a redelivered event is
- *   dropped. The key is a SHA-256 digest of (cluster, auditID, stage, the
- *   event's compact JSON). The content is part of the key on purpose: a
- *   client may choose its own auditID (the Audit-ID request header), so an
- *   attacker reusing a benign request's auditID must not get their event
- *   dropped as a "duplicate". Redelivered events are byte-identical.
- * - Bounded: `capacity` keys, the oldest forgotten first (FIFO ring).
- * - An entry is pending while its record is being written and durable once
- *   stored. Only durable entries make a later copy a duplicate; an entry whose
- *   write failed is forgotten, so the API server's retry stores it. A copy
- *   that arrives while the first is still pending is stored again: a rare
- *   double store is preferred to a lost event.
+ * De-duplication
+ * - The API server redelivers a whole batch after an error or a timeout, so
+ *   stored events are remembered (dedupe.h) and a redelivered event is
+ *   dropped. The key (cw_audit_event_key) is a SHA-256 digest of (cluster,
+ *   auditID, stage, the event's compact JSON). The content is part of the key
+ *   on purpose: a client may choose its own auditID (the Audit-ID request
+ *   header), so an attacker reusing a benign request's auditID must not get
+ *   their event dropped as a "duplicate". Redelivered events are
+ *   byte-identical, so they still match.
  *
- * Threads: cw_audit_parse() may run on any thread (the allocation budget is
- * thread-local). A dedupe set belongs to one thread (the HTTP loop).
+ * Threads: everything here may run on any thread (the parse budget is
+ * thread-local).
  * Errors: 0 or a negative CW_AUDIT_E* code.
  */
 #ifndef CW_AUDIT_H
@@ -55,6 +48,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "server/dedupe.h"
 
 #define CW_AUDIT_EMALFORMED (-22) /* -EINVAL: HTTP 400 */
 #define CW_AUDIT_ETOOBIG (-7)     /* -E2BIG: HTTP 413 */
@@ -99,34 +94,8 @@ void cw_audit_global_init(void);
 int cw_audit_parse(const char *body, size_t len, cw_audit_batch *out, char *err, size_t errlen);
 void cw_audit_batch_free(cw_audit_batch *b);
 
-#define CW_AUDIT_KEY_LEN 16
-
-typedef struct cw_audit_dedupe cw_audit_dedupe;
-
-/* Identifies an entry across evictions (a stale ref is ignored). */
-typedef struct cw_audit_ref {
-    uint32_t slot;
-    uint32_t gen;
-} cw_audit_ref;
-
-enum { CW_AUDIT_NEW = 0, CW_AUDIT_PENDING = 1, CW_AUDIT_DUPLICATE = 2 };
-
-int cw_audit_dedupe_create(cw_audit_dedupe **out, uint32_t capacity);
-void cw_audit_dedupe_free(cw_audit_dedupe *d);
-/* Computes the key of `ev` received for `cluster`. */
-void cw_audit_dedupe_key(cw_audit_dedupe *d, const char *cluster, size_t cluster_len,
-                         const cw_audit_event *ev, uint8_t key[CW_AUDIT_KEY_LEN]);
-/* Looks `key` up: CW_AUDIT_DUPLICATE (stored before: drop it), else starts a
- * write of it (inserting it, evicting the oldest entry if full), fills *ref
- * and returns CW_AUDIT_NEW or CW_AUDIT_PENDING (another write of the same
- * key is under way). Every begin that did not return DUPLICATE needs one
- * cw_audit_dedupe_end(). */
-int cw_audit_dedupe_begin(cw_audit_dedupe *d, const uint8_t key[CW_AUDIT_KEY_LEN],
-                          cw_audit_ref *ref);
-/* Ends a write: stored=1 makes the key a duplicate from now on; stored=0
- * forgets it unless another write of it is pending or succeeded. */
-void cw_audit_dedupe_end(cw_audit_dedupe *d, cw_audit_ref ref, int stored);
-/* Number of keys remembered (pending or durable). */
-size_t cw_audit_dedupe_count(const cw_audit_dedupe *d);
+/* The de-duplication key of `ev` received for `cluster` (see above). */
+void cw_audit_event_key(const char *cluster, size_t cluster_len, const cw_audit_event *ev,
+                        uint8_t key[CW_DEDUPE_KEY_LEN]);
 
 #endif

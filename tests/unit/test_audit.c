@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "server/audit.h"
+#include "server/dedupe.h"
 
 #define MAX_SAMPLES 16
 
@@ -326,8 +327,8 @@ static void cluster_names(void **state)
     assert_false(cw_audit_cluster_valid(long64, 64));
 }
 
-static void key_of(cw_audit_dedupe *d, const char *cluster, const char *id, const char *json,
-                   uint8_t key[CW_AUDIT_KEY_LEN])
+static void key_of(const char *cluster, const char *id, const char *json,
+                   uint8_t key[CW_DEDUPE_KEY_LEN])
 {
     cw_audit_event ev = {.json = json,
                          .json_len = strlen(json),
@@ -335,92 +336,92 @@ static void key_of(cw_audit_dedupe *d, const char *cluster, const char *id, cons
                          .audit_id_len = strlen(id),
                          .stage = "ResponseComplete",
                          .stage_len = 16};
-    cw_audit_dedupe_key(d, cluster, strlen(cluster), &ev, key);
+    cw_audit_event_key(cluster, strlen(cluster), &ev, key);
 }
 
 static void dedupe_evicts_oldest_when_full(void **state)
 {
     (void)state;
-    cw_audit_dedupe *d;
-    assert_int_equal(cw_audit_dedupe_create(&d, 3), 0);
-    uint8_t k[4][CW_AUDIT_KEY_LEN];
-    cw_audit_ref r;
+    cw_dedupe *d;
+    assert_int_equal(cw_dedupe_create(&d, 3), 0);
+    uint8_t k[4][CW_DEDUPE_KEY_LEN];
+    cw_dedupe_ref r;
     for (int i = 0; i < 4; i++) {
         char id[8];
         snprintf(id, sizeof(id), "id-%d", i);
-        key_of(d, "c1", id, "{}", k[i]);
-        assert_int_equal(cw_audit_dedupe_begin(d, k[i], &r), CW_AUDIT_NEW);
-        cw_audit_dedupe_end(d, r, 1);
+        key_of("c1", id, "{}", k[i]);
+        assert_int_equal(cw_dedupe_begin(d, k[i], &r), CW_DEDUPE_NEW);
+        cw_dedupe_end(d, r, 1);
     }
-    assert_int_equal(cw_audit_dedupe_count(d), 3);
+    assert_int_equal(cw_dedupe_count(d), 3);
     /* k[0] was evicted by k[3]: it is new again (and evicts k[1]). */
-    assert_int_equal(cw_audit_dedupe_begin(d, k[2], &r), CW_AUDIT_DUPLICATE);
-    assert_int_equal(cw_audit_dedupe_begin(d, k[3], &r), CW_AUDIT_DUPLICATE);
-    assert_int_equal(cw_audit_dedupe_begin(d, k[0], &r), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, k[1], &r), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, k[2], &r), CW_AUDIT_NEW); /* evicted by k[1] */
-    cw_audit_dedupe_end(d, r, 1);
-    assert_int_equal(cw_audit_dedupe_count(d), 3);
-    cw_audit_dedupe_free(d);
+    assert_int_equal(cw_dedupe_begin(d, k[2], &r), CW_DEDUPE_DUPLICATE);
+    assert_int_equal(cw_dedupe_begin(d, k[3], &r), CW_DEDUPE_DUPLICATE);
+    assert_int_equal(cw_dedupe_begin(d, k[0], &r), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r, 1);
+    assert_int_equal(cw_dedupe_begin(d, k[1], &r), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r, 1);
+    assert_int_equal(cw_dedupe_begin(d, k[2], &r), CW_DEDUPE_NEW); /* evicted by k[1] */
+    cw_dedupe_end(d, r, 1);
+    assert_int_equal(cw_dedupe_count(d), 3);
+    cw_dedupe_free(d);
 }
 
 static void dedupe_key_covers_cluster_and_content(void **state)
 {
     (void)state;
-    cw_audit_dedupe *d;
-    assert_int_equal(cw_audit_dedupe_create(&d, 16), 0);
-    uint8_t a[CW_AUDIT_KEY_LEN], b[CW_AUDIT_KEY_LEN], c[CW_AUDIT_KEY_LEN], a2[CW_AUDIT_KEY_LEN];
-    key_of(d, "c1", "same-id", "{\"verb\":\"get\"}", a);
-    key_of(d, "c1", "same-id", "{\"verb\":\"get\"}", a2);
-    key_of(d, "c2", "same-id", "{\"verb\":\"get\"}", b);
-    key_of(d, "c1", "same-id", "{\"verb\":\"delete\"}", c); /* reused Audit-ID */
-    assert_memory_equal(a, a2, CW_AUDIT_KEY_LEN);
-    cw_audit_ref r;
-    assert_int_equal(cw_audit_dedupe_begin(d, a, &r), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, a2, &r), CW_AUDIT_DUPLICATE);
-    assert_int_equal(cw_audit_dedupe_begin(d, b, &r), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, c, &r), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r, 1);
-    cw_audit_dedupe_free(d);
+    cw_dedupe *d;
+    assert_int_equal(cw_dedupe_create(&d, 16), 0);
+    uint8_t a[CW_DEDUPE_KEY_LEN], b[CW_DEDUPE_KEY_LEN], c[CW_DEDUPE_KEY_LEN], a2[CW_DEDUPE_KEY_LEN];
+    key_of("c1", "same-id", "{\"verb\":\"get\"}", a);
+    key_of("c1", "same-id", "{\"verb\":\"get\"}", a2);
+    key_of("c2", "same-id", "{\"verb\":\"get\"}", b);
+    key_of("c1", "same-id", "{\"verb\":\"delete\"}", c); /* reused Audit-ID */
+    assert_memory_equal(a, a2, CW_DEDUPE_KEY_LEN);
+    cw_dedupe_ref r;
+    assert_int_equal(cw_dedupe_begin(d, a, &r), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r, 1);
+    assert_int_equal(cw_dedupe_begin(d, a2, &r), CW_DEDUPE_DUPLICATE);
+    assert_int_equal(cw_dedupe_begin(d, b, &r), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r, 1);
+    assert_int_equal(cw_dedupe_begin(d, c, &r), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r, 1);
+    cw_dedupe_free(d);
 }
 
 static void dedupe_forgets_failed_writes(void **state)
 {
     (void)state;
-    cw_audit_dedupe *d;
-    assert_int_equal(cw_audit_dedupe_create(&d, 2), 0);
-    uint8_t k[CW_AUDIT_KEY_LEN], o[CW_AUDIT_KEY_LEN];
-    key_of(d, "c", "k", "{}", k);
-    key_of(d, "c", "o", "{}", o);
-    cw_audit_ref r1, r2, r3;
+    cw_dedupe *d;
+    assert_int_equal(cw_dedupe_create(&d, 2), 0);
+    uint8_t k[CW_DEDUPE_KEY_LEN], o[CW_DEDUPE_KEY_LEN];
+    key_of("c", "k", "{}", k);
+    key_of("c", "o", "{}", o);
+    cw_dedupe_ref r1, r2, r3;
     /* Two writes of one key; the first fails, the second succeeds. */
-    assert_int_equal(cw_audit_dedupe_begin(d, k, &r1), CW_AUDIT_NEW);
-    assert_int_equal(cw_audit_dedupe_begin(d, k, &r2), CW_AUDIT_PENDING);
-    cw_audit_dedupe_end(d, r1, 0);
-    assert_int_equal(cw_audit_dedupe_count(d), 1); /* still pending */
-    cw_audit_dedupe_end(d, r2, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, k, &r3), CW_AUDIT_DUPLICATE);
+    assert_int_equal(cw_dedupe_begin(d, k, &r1), CW_DEDUPE_NEW);
+    assert_int_equal(cw_dedupe_begin(d, k, &r2), CW_DEDUPE_PENDING);
+    cw_dedupe_end(d, r1, 0);
+    assert_int_equal(cw_dedupe_count(d), 1); /* still pending */
+    cw_dedupe_end(d, r2, 1);
+    assert_int_equal(cw_dedupe_begin(d, k, &r3), CW_DEDUPE_DUPLICATE);
     /* A lone failed write is forgotten, so a retry is stored. */
-    assert_int_equal(cw_audit_dedupe_begin(d, o, &r1), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r1, 0);
-    assert_int_equal(cw_audit_dedupe_count(d), 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, o, &r1), CW_AUDIT_NEW);
+    assert_int_equal(cw_dedupe_begin(d, o, &r1), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r1, 0);
+    assert_int_equal(cw_dedupe_count(d), 1);
+    assert_int_equal(cw_dedupe_begin(d, o, &r1), CW_DEDUPE_NEW);
     /* Evicted while pending: the stale ref must not touch the new owner. */
-    uint8_t x[CW_AUDIT_KEY_LEN], y[CW_AUDIT_KEY_LEN];
-    key_of(d, "c", "x", "{}", x);
-    key_of(d, "c", "y", "{}", y);
-    assert_int_equal(cw_audit_dedupe_begin(d, x, &r2), CW_AUDIT_NEW);
-    cw_audit_dedupe_end(d, r2, 1);
-    assert_int_equal(cw_audit_dedupe_begin(d, y, &r3), CW_AUDIT_NEW); /* evicts o */
-    cw_audit_dedupe_end(d, r3, 1);
-    cw_audit_dedupe_end(d, r1, 0); /* stale */
-    assert_int_equal(cw_audit_dedupe_count(d), 2);
-    assert_int_equal(cw_audit_dedupe_begin(d, y, &r3), CW_AUDIT_DUPLICATE);
-    cw_audit_dedupe_free(d);
+    uint8_t x[CW_DEDUPE_KEY_LEN], y[CW_DEDUPE_KEY_LEN];
+    key_of("c", "x", "{}", x);
+    key_of("c", "y", "{}", y);
+    assert_int_equal(cw_dedupe_begin(d, x, &r2), CW_DEDUPE_NEW);
+    cw_dedupe_end(d, r2, 1);
+    assert_int_equal(cw_dedupe_begin(d, y, &r3), CW_DEDUPE_NEW); /* evicts o */
+    cw_dedupe_end(d, r3, 1);
+    cw_dedupe_end(d, r1, 0); /* stale */
+    assert_int_equal(cw_dedupe_count(d), 2);
+    assert_int_equal(cw_dedupe_begin(d, y, &r3), CW_DEDUPE_DUPLICATE);
+    cw_dedupe_free(d);
 }
 
 int main(void)
