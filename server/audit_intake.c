@@ -42,7 +42,7 @@ struct cw_audit_req {
     atomic_size_t refs;
     cw_audit_batch batch;
     audit_rec *recs;
-    size_t n_recs, next_rec, duplicates, mem;
+    size_t n_recs, next_rec, duplicates, too_big, mem;
     char cluster[CW_AUDIT_CLUSTER_MAX + 1];
 };
 
@@ -162,7 +162,7 @@ static void finish(cw_audit_req *r)
     } else if (r->conn) {
         char body[128];
         int n = snprintf(body, sizeof(body), "{\"accepted\":%zu,\"duplicates\":%zu,\"invalid\":%zu}",
-                         ok, r->duplicates, r->batch.n_invalid);
+                         ok, r->duplicates, r->batch.n_invalid + r->too_big);
         in->o.respond(in->o.ud, r->conn, 200, body, (size_t)n);
     }
     cw_audit_batch_free(&r->batch);
@@ -231,7 +231,8 @@ static int advance(cw_audit_req *r)
         }
         atomic_fetch_sub(&r->refs, 1); /* never reaches 0: the loop holds one */
         if (rc != CW_SPOOL_FULL)
-            return give_up(r, "storage is stopped");
+            return give_up(r, rc == CW_SPOOL_STOPPED ? "storage is stopped"
+                                                     : "storage refused a record");
         if (r->parked)
             return 1; /* still the head; wait for the next space signal */
         if (in->n_parked >= in->o.max_parked)
@@ -312,6 +313,10 @@ cw_audit_req *cw_audit_intake_post(cw_audit_intake *in, const char *cluster, siz
         const cw_audit_event *ev = &b.events[i];
         uint8_t key[CW_DEDUPE_KEY_LEN];
         audit_rec *rec = &recs[r->n_recs];
+        if (ev->json_len > CW_SPOOL_BODY_MAX) {
+            r->too_big++; /* the spool would refuse it: skip it like an invalid event */
+            continue;
+        }
         cw_audit_event_key(cl, cluster_len, ev, key);
         if (cw_dedupe_begin(in->dedupe, key, &rec->ref) == CW_DEDUPE_DUPLICATE) {
             r->duplicates++;
@@ -323,12 +328,17 @@ cw_audit_req *cw_audit_intake_post(cw_audit_intake *in, const char *cluster, siz
         rec->sreq.seq = 0;
         rec->sreq.time_ns = now_ns;
         rec->sreq.body = (const uint8_t *)ev->json;
-        rec->sreq.body_len = (uint32_t)ev->json_len; /* <= the body, which is < 4 GiB */
+        rec->sreq.body_len = (uint32_t)ev->json_len;
         rec->sreq.done = on_rec_done;
         rec->sreq.user = r;
         r->n_recs++;
     }
     cw_metric_add(cw_m.audit_events_duplicate, r->duplicates);
+    if (r->too_big) {
+        cw_metric_add(cw_m.audit_events_invalid, r->too_big);
+        rl_log(in, RL_INVALID, CW_LOG_WARN, "cluster %s: skipped %zu event(s) over %u bytes", cl,
+               r->too_big, (unsigned)CW_SPOOL_BODY_MAX);
+    }
     r->mem = sizeof(*r) + b.mem_bytes + (b.n_events ? b.n_events : 1) * sizeof(*recs);
     in->inflight_bytes += r->mem;
     in->inflight_reqs++;
