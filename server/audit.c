@@ -129,6 +129,8 @@ static int add_event(cw_buf *data, ev_off *off, json_t *item, const char *id, si
                      const char *stage, size_t stage_len)
 {
     const size_t flags = JSON_COMPACT;
+    if (cw_buf_reserve(data, 256) != 0) /* also: never offset a NULL buffer */
+        return -1;
     size_t avail = data->alloc - data->len;
     size_t n = json_dumpb(item, (char *)data->data + data->len, avail, flags);
     if (n == 0)

@@ -434,10 +434,11 @@ static void rejects_malformed_and_bad_cluster(void **state)
         cw_buf_free(&out);
     }
     const char *good = samples[0].text;
-    const char *paths[] = {"/api/v1/k8s-audit/", "/api/v1/k8s-audit", "/api/v1/k8s-audit/Prod",
-                           "/api/v1/k8s-audit/a/b", "/api/v1/k8s-audit/a%20b",
-                           "/api/v1/k8s-audit/"
-                           "0123456789012345678901234567890123456789012345678901234567890123"};
+    static const char too_long[] = /* 64 characters */
+        "/api/v1/k8s-audit/0123456789012345678901234567890123456789012345678901234567890123";
+    const char *paths[] = {"/api/v1/k8s-audit/",    "/api/v1/k8s-audit",
+                           "/api/v1/k8s-audit/Prod", "/api/v1/k8s-audit/a/b",
+                           "/api/v1/k8s-audit/a%20b", too_long};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         long st = post(f, paths[i], good, strlen(good), &out);
         if (st != 400)
