@@ -87,5 +87,17 @@ int cw_metrics_render(cw_buf *o)
     r |= header(o, "chainwatch_pipeline_lag_bytes", "gauge",
                 "Spool bytes committed but not yet processed by the pipeline.");
     r |= cw_buf_printf(o, "chainwatch_pipeline_lag_bytes %lld\n", S(cw_m.pipeline_lag_bytes));
+    r |= header(o, "chainwatch_pipeline_bad_records_total", "counter",
+                "Spool records the pipeline could not decode or normalize (skipped).");
+    r |= cw_buf_printf(o, "chainwatch_pipeline_bad_records_total %llu\n",
+                       U(cw_m.pipeline_bad_records_total));
+    r |= header(o, "chainwatch_output_write_errors_total", "counter",
+                "Failed writes or fsyncs of JSON Lines output files.");
+    r |= cw_buf_printf(o, "chainwatch_output_write_errors_total %llu\n",
+                       U(cw_m.output_write_errors_total));
+    r |= header(o, "chainwatch_output_lines_dropped_total", "counter",
+                "Output lines lost to write errors.");
+    r |= cw_buf_printf(o, "chainwatch_output_lines_dropped_total %llu\n",
+                       U(cw_m.output_lines_dropped_total));
     return r ? -1 : 0;
 }

@@ -68,6 +68,11 @@ typedef struct cw_metrics {
     _Atomic uint64_t pipeline_events_total;
     /* Spool bytes committed but not yet read by the pipeline. */
     _Atomic int64_t pipeline_lag_bytes;
+    /* Spool records the pipeline could not decode or normalize (skipped). */
+    _Atomic uint64_t pipeline_bad_records_total;
+    /* Failed writes/fsyncs of JSON Lines outputs, and the lines they lost. */
+    _Atomic uint64_t output_write_errors_total;
+    _Atomic uint64_t output_lines_dropped_total;
 } cw_metrics;
 
 extern cw_metrics cw_m;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -286,6 +287,13 @@ int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t e
         snprintf(err, errlen, "spool: open %s: %s", s->dir, strerror(errno));
         goto fail;
     }
+    /* Two servers appending to one spool would interleave records: refuse
+     * the second. The lock goes away with the process. */
+    if (flock(s->dirfd, LOCK_EX | LOCK_NB) != 0) {
+        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err, errlen, "spool: %s is in use by another process", s->dir);
+        goto fail;
+    }
     if ((r = recover(s, err, errlen)) < 0) goto fail;
     cw_metric_add(cw_m.spool_bytes, (int64_t)s->disk_bytes);
     cw_info(CW_SPOOL_LOG, "opened %s: %zu segments, %llu bytes, offsets %llu..%llu, %zu agents",
@@ -523,7 +531,7 @@ static cw_spool_req *write_run(cw_spool *s, cw_spool_req *from, int *err)
     ws_flush(s);
     if (!ws->err && fdatasync(s->wfd) != 0) ws->err = errno;
     if (ws->err) {
-        cw_error(CW_SPOOL_LOG, "write to segment at offset %llu failed: %s", 
+        cw_error(CW_SPOOL_LOG, "write to segment at offset %llu failed: %s",
                  (unsigned long long)s->wbase, strerror(ws->err));
         /* Take back whatever part reached the file, so it can never be
          * mistaken for acknowledged data. */

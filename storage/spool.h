@@ -108,7 +108,7 @@ typedef struct cw_spool_opts {
 /* Opens or creates the spool (creating data_dir/spool and its cursors dir),
  * verifies every segment, recovers a torn tail, and rebuilds the per-agent
  * high-water marks. Does not start the writer. Returns 0, or a negative errno
- * with a message in err. */
+ * with a message in err (-EBUSY: another process has this spool open). */
 int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t errlen);
 
 /* Calls cb for every agent with at least one stored batch (before start).

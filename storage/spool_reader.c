@@ -43,8 +43,9 @@ static int load_cursor(cw_spool *s, const char *name, uint64_t *out)
     int fd = openat(s->cursor_dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT)
-            cw_warn(CW_SPOOL_LOG, "reader %s: cursor unreadable (%s); starting at the oldest record",
-                    name, strerror(errno));
+            cw_warn(CW_SPOOL_LOG,
+                    "reader %s: cursor unreadable (%s); starting at the oldest record", name,
+                    strerror(errno));
         return 0;
     }
     char buf[32];
@@ -134,8 +135,9 @@ int cw_spool_reader_open(cw_spool *s, const char *name, cw_spool_reader **out)
                 name, (unsigned long long)cur, (unsigned long long)oldest);
         cur = oldest;
     } else if (cur > end) {
-        cw_warn(CW_SPOOL_LOG, "reader %s: cursor %llu is past the end of the spool (%llu); resuming "
-                "at the end", name, (unsigned long long)cur, (unsigned long long)end);
+        cw_warn(CW_SPOOL_LOG,
+                "reader %s: cursor %llu is past the end of the spool (%llu); resuming at the end",
+                name, (unsigned long long)cur, (unsigned long long)end);
         cur = end;
     }
     r->pos = r->limit = r->committed = r->saved = cur;

@@ -21,6 +21,11 @@ typedef struct tracker {
     pthread_mutex_t m;
     pthread_cond_t c;
     int done, ok, io;
+    /* Done callbacks must come in submission order: the last seq seen per
+     * key (up to 4 keys), and how often a seq went backwards. */
+    char keys[4][64];
+    uint64_t last[4];
+    int out_of_order;
 } tracker;
 
 typedef struct treq {
@@ -34,7 +39,9 @@ static void tracker_init(tracker *t)
 {
     pthread_mutex_init(&t->m, NULL);
     pthread_cond_init(&t->c, NULL);
-    t->done = t->ok = t->io = 0;
+    t->done = t->ok = t->io = t->out_of_order = 0;
+    memset(t->keys, 0, sizeof t->keys);
+    memset(t->last, 0, sizeof t->last);
 }
 
 static void tracker_destroy(tracker *t)
@@ -52,6 +59,14 @@ static void treq_done(cw_spool_req *req)
     t->done++;
     if (req->status == CW_SPOOL_OK) t->ok++;
     if (req->status == CW_SPOOL_IO) t->io++;
+    for (int i = 0; i < 4; i++) {
+        if (!t->keys[i][0]) snprintf(t->keys[i], sizeof t->keys[i], "%s", q->key);
+        if (strcmp(t->keys[i], q->key) == 0) {
+            if (req->seq < t->last[i]) t->out_of_order++;
+            t->last[i] = req->seq;
+            break;
+        }
+    }
     pthread_cond_broadcast(&t->c);
     pthread_mutex_unlock(&t->m);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 
 #include "common/metrics.h"
@@ -106,6 +107,7 @@ static void group_commit_from_two_threads(void **state)
 
     assert_int_equal(tracker_wait(&t, 2 * NPER), 0);
     assert_int_equal(t.ok, 2 * NPER);
+    assert_int_equal(t.out_of_order, 0);
     uint64_t fsyncs = cw_metric_get(cw_m.spool_fsyncs_total) - fsyncs0;
     assert_true(fsyncs < 2 * NPER);
     assert_true(fsyncs <= 3); /* the gate's group, then the queued ones together */
@@ -158,12 +160,20 @@ static void *read_until_eof(void *arg)
     return NULL;
 }
 
+/* Runs on the spool's writer thread. */
+static void count_notify(void *ud)
+{
+    atomic_fetch_add((_Atomic int *)ud, 1);
+}
+
 static void stop_drains_then_readers_reach_eof(void **state)
 {
     cw_spool_opts o = test_opts(*state);
     cw_spool *s = open_spool(&o);
     reader_ctx c = {0};
+    _Atomic int notified = 0;
     assert_int_equal(cw_spool_reader_open(s, "pipeline", &c.rd), 0);
+    cw_spool_reader_set_notify(c.rd, count_notify, &notified);
     assert_int_equal(cw_spool_start(s), 0);
     pthread_t th;
     pthread_create(&th, NULL, read_until_eof, &c);
@@ -179,6 +189,8 @@ static void stop_drains_then_readers_reach_eof(void **state)
     /* Stop returns only once the queue is durable and every done ran. */
     assert_int_equal(t.done, 100);
     assert_int_equal(t.ok, 100);
+    assert_int_equal(t.out_of_order, 0);
+    assert_true(atomic_load(&notified) >= 1);
     treq_fill(&q[100], &t, CW_REC_BATCH, "stopper", 101);
     assert_int_equal(cw_spool_submit(s, &q[100].req), CW_SPOOL_STOPPED);
 
@@ -347,7 +359,8 @@ static void segments_roll_and_are_deleted_once_read(void **state)
     treq *q = calloc(90, sizeof *q);
     /* Agent x's batches all land in segments that get deleted. */
     for (int i = 0; i < 90; i++) {
-        treq_fill(&q[i], &t, CW_REC_BATCH, i < 30 ? "x" : "y", i < 30 ? (uint64_t)i + 1 : (uint64_t)i - 29);
+        uint64_t seq = i < 30 ? (uint64_t)i + 1 : (uint64_t)i - 29;
+        treq_fill(&q[i], &t, CW_REC_BATCH, i < 30 ? "x" : "y", seq);
         assert_int_equal(cw_spool_submit(s, &q[i].req), CW_SPOOL_OK);
         assert_int_equal(tracker_wait(&t, i + 1), 0); /* one group each */
     }

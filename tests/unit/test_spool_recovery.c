@@ -300,6 +300,19 @@ static void bad_cursors_are_clamped(void **state)
     cw_spool_close(s);
 }
 
+static void second_open_of_the_same_spool_is_refused(void **state)
+{
+    cw_spool_opts o = test_opts(*state);
+    cw_spool *s = open_spool(&o), *s2 = NULL;
+    char err[256] = "";
+    assert_int_equal(cw_spool_open(&s2, &o, err, sizeof err), -EBUSY);
+    assert_null(s2);
+    assert_non_null(strstr(err, "in use"));
+    cw_spool_close(s);
+    s = open_spool(&o); /* the lock went with the first spool */
+    cw_spool_close(s);
+}
+
 static void hwm_encoding_round_trips_in_chunks(void **state)
 {
     (void)state;
@@ -356,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(corrupt_record_in_older_segment_skips_its_rest, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_cursors_are_clamped, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_open_of_the_same_spool_is_refused, setup, teardown),
         cmocka_unit_test(hwm_encoding_round_trips_in_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

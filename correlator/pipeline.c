@@ -1,0 +1,330 @@
+#include "correlator/pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chainwatch.pb-c.h"
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "correlator/enrich.h"
+#include "correlator/event.h"
+#include "storage/jsonl.h"
+
+#define READ_TIMEOUT_MS 50
+#define FLUSH_EVERY_NS (100 * 1000000LL)    /* write(2) buffered lines */
+#define COMMIT_EVERY_NS (1000 * 1000000LL)  /* fdatasync outputs, then commit */
+#define ERROR_BACKOFF_NS (20 * 1000000LL)   /* after a spool read error */
+#define QUICK_NS (2 * 1000000LL)           /* a "nothing new" faster than this is an error */
+/* One event's JSON: bounded by the record size times the worst escaping
+ * expansion; anything larger is dropped rather than buffered. */
+#define LINE_MAX_BYTES (64u * 1024 * 1024)
+#define LINE_KEEP_BYTES (1024 * 1024) /* give back memory after a huge line */
+#define DEFAULT_ARENA_BYTES (64u * 1024 * 1024)
+/* Logged individually; after that only every LOG_EVERY-th. */
+#define LOG_FIRST 10
+#define LOG_EVERY 1000
+
+struct cw_pipeline {
+    cw_spool *spool;
+    cw_spool_reader *reader;
+    cw_jsonl *events_out, *alerts_out, *incidents_out;
+    cw_enrich *enrich;
+    cw_arena arena;
+    cw_buf line;
+    pthread_t thread;
+    int started;
+    atomic_int stopping;
+    /* The current record's key (agent id or cluster), NUL-terminated, for
+     * events to point at until the next record. */
+    char key[CW_SPOOL_KEY_MAX + 1];
+    _Atomic uint64_t records, events, bad_records, bad_events;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void bad_record(cw_pipeline *p, const cw_spool_record *rec, const char *why)
+{
+    uint64_t n = atomic_fetch_add_explicit(&p->bad_records, 1, memory_order_relaxed) + 1;
+    cw_metric_add(cw_m.pipeline_bad_records_total, 1);
+    if (n <= LOG_FIRST || n % LOG_EVERY == 0)
+        cw_warn("pipeline", "skipping record at spool offset %llu (kind %u): %s (%llu so far)",
+                (unsigned long long)rec->offset, rec->kind, why, (unsigned long long)n);
+}
+
+static void bad_event(cw_pipeline *p, const char *id, const char *why)
+{
+    uint64_t n = atomic_fetch_add_explicit(&p->bad_events, 1, memory_order_relaxed) + 1;
+    if (n <= LOG_FIRST || n % LOG_EVERY == 0)
+        cw_warn("pipeline", "skipping event %s: %s (%llu so far)", id, why, (unsigned long long)n);
+}
+
+/* Pipeline thread: hands one enriched event on. Detection will run here,
+ * between enrichment and the outputs. */
+static void emit(cw_pipeline *p, const cw_event *ev)
+{
+    atomic_fetch_add_explicit(&p->events, 1, memory_order_relaxed);
+    cw_metric_add(cw_m.pipeline_events_total, 1);
+    if (!p->events_out) return;
+    cw_buf_reset(&p->line);
+    if (cw_event_to_json(ev, &p->line) < 0) {
+        cw_metric_add(cw_m.output_lines_dropped_total, 1);
+        bad_event(p, ev->id, "JSON form too large");
+    } else {
+        cw_jsonl_write(p->events_out, p->line.data, p->line.len);
+    }
+    if (p->line.alloc > LINE_KEEP_BYTES) {
+        cw_buf_free(&p->line);
+        cw_buf_init(&p->line, LINE_MAX_BYTES);
+    }
+}
+
+static void handle_hello(cw_pipeline *p, const cw_spool_record *rec, const char *agent_id)
+{
+    Chainwatch__V1__Hello *h =
+        chainwatch__v1__hello__unpack(&p->arena.pb, rec->body_len, rec->body);
+    if (!h) {
+        bad_record(p, rec, p->arena.exhausted ? "Hello over the decode memory bound"
+                                              : "Hello does not decode");
+        return;
+    }
+    cw_enrich_hello(p->enrich, agent_id, h);
+}
+
+static void handle_batch(cw_pipeline *p, const cw_spool_record *rec, const char *agent_id)
+{
+    Chainwatch__V1__EventBatch *b =
+        chainwatch__v1__event_batch__unpack(&p->arena.pb, rec->body_len, rec->body);
+    if (!b) {
+        bad_record(p, rec, p->arena.exhausted ? "batch over the decode memory bound"
+                                              : "batch does not decode");
+        return;
+    }
+    cw_event ev;
+    for (size_t i = 0; i < b->n_events; i++) {
+        if (cw_event_from_agent(&ev, agent_id, rec->seq, (uint32_t)i, b->events[i],
+                                rec->time_ns) < 0) {
+            char id[CW_EVENT_ID_MAX];
+            snprintf(id, sizeof id, "%s:%llu:%zu", agent_id, (unsigned long long)rec->seq, i);
+            bad_event(p, id, "no known payload");
+            continue;
+        }
+        cw_enrich_agent_event(p->enrich, &ev);
+        emit(p, &ev);
+    }
+}
+
+static void handle_audit(cw_pipeline *p, const cw_spool_record *rec, const char *cluster)
+{
+    json_error_t jerr;
+    /* JSON_ALLOW_NUL: accept what the webhook accepted; "\u0000" in a
+     * string only truncates the C view of it. */
+    json_t *j = json_loadb((const char *)rec->body, rec->body_len, JSON_ALLOW_NUL, &jerr);
+    if (!j) {
+        bad_record(p, rec, "audit event is not valid JSON");
+        return;
+    }
+    cw_event ev;
+    if (cw_event_from_audit(&ev, cluster, j, rec->time_ns) < 0) {
+        bad_record(p, rec, "audit event is not a JSON object");
+    } else {
+        cw_enrich_audit_event(p->enrich, &ev);
+        emit(p, &ev);
+    }
+    json_decref(j);
+}
+
+static void handle_record(cw_pipeline *p, const cw_spool_record *rec)
+{
+    atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);
+    char *key = p->key;
+    size_t klen = rec->key_len;
+    if (rec->key) memcpy(key, rec->key, klen);
+    else klen = 0;
+    key[klen] = 0;
+    switch (rec->kind) {
+    case CW_REC_HELLO:
+        handle_hello(p, rec, key);
+        break;
+    case CW_REC_BATCH:
+        handle_batch(p, rec, key);
+        break;
+    case CW_REC_AUDIT:
+        handle_audit(p, rec, key);
+        break;
+    default:
+        bad_record(p, rec, "unknown record kind");
+    }
+    cw_arena_reset(&p->arena);
+}
+
+static void flush_outputs(cw_pipeline *p, int sync)
+{
+    cw_jsonl *outs[] = {p->events_out, p->alerts_out, p->incidents_out};
+    for (int i = 0; i < 3; i++) {
+        if (!outs[i]) continue;
+        /* Errors are logged and counted by jsonl; the pipeline goes on. */
+        if (sync) cw_jsonl_sync(outs[i]);
+        else cw_jsonl_flush(outs[i]);
+    }
+}
+
+static void commit(cw_pipeline *p)
+{
+    flush_outputs(p, 1);
+    if (cw_spool_reader_commit(p->reader) < 0)
+        cw_error("pipeline", "cannot save the spool cursor; records will be read again");
+    cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
+}
+
+/* The pipeline thread. */
+static void *run(void *arg)
+{
+    cw_pipeline *p = arg;
+    int64_t last_flush = mono_ns(), last_commit = last_flush;
+    int dirty = 0;         /* records read since the last commit */
+    int unflushed = 0;     /* records read since the last write(2) */
+    int read_errors = 0;
+    for (;;) {
+        cw_spool_record rec;
+        int64_t before = mono_ns();
+        int r = cw_spool_read(p->reader, &rec, READ_TIMEOUT_MS);
+        if (r == -1 && mono_ns() - before < QUICK_NS) {
+            /* -1 without waiting: the spool could not read a segment right
+             * now (logged there) and will retry; do not spin on it. */
+            struct timespec ts = {0, ERROR_BACKOFF_NS};
+            nanosleep(&ts, NULL);
+        }
+        if (r == 1) {
+            handle_record(p, &rec);
+            dirty = unflushed = 1;
+            read_errors = 0;
+        } else if (r == CW_SPOOL_EOF) {
+            break;
+        } else if (r < -1) {
+            if (++read_errors <= LOG_FIRST)
+                cw_error("pipeline", "spool read failed (%d); retrying", r);
+            struct timespec ts = {0, ERROR_BACKOFF_NS};
+            nanosleep(&ts, NULL);
+        }
+        int64_t now = mono_ns();
+        if (r != 1) {
+            /* The spool ran dry: make everything so far durable now. */
+            if (dirty) {
+                commit(p);
+                dirty = unflushed = 0;
+                last_commit = last_flush = now;
+            } else {
+                cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
+            }
+            /* Stopped without cw_spool_stop(): do not wait for an EOF that
+             * will not come. */
+            if (atomic_load(&p->stopping)) break;
+            continue;
+        }
+        if (now - last_commit >= COMMIT_EVERY_NS) {
+            commit(p);
+            dirty = unflushed = 0;
+            last_commit = last_flush = now;
+        } else if (unflushed && now - last_flush >= FLUSH_EVERY_NS) {
+            flush_outputs(p, 0);
+            unflushed = 0;
+            last_flush = now;
+            cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
+        }
+    }
+    commit(p);
+    return NULL;
+}
+
+static int open_output(const char *path, cw_jsonl **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!path[0]) return 0;
+    return cw_jsonl_open(out, path, err, errlen);
+}
+
+int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool, char *err,
+                       size_t errlen)
+{
+    cw_pipeline *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        return -1;
+    }
+    p->spool = spool;
+    uint64_t arena = cfg->decode_arena_bytes ? cfg->decode_arena_bytes : DEFAULT_ARENA_BYTES;
+    cw_arena_init(&p->arena, (size_t)arena);
+    cw_buf_init(&p->line, LINE_MAX_BYTES);
+    cw_enrich_opts eo = {.owner_labels = cfg->owner_labels};
+    if (cw_enrich_create(&p->enrich, &eo) < 0) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        goto fail;
+    }
+    if (open_output(cfg->events_out, &p->events_out, err, errlen) < 0 ||
+        open_output(cfg->alerts_out, &p->alerts_out, err, errlen) < 0 ||
+        open_output(cfg->incidents_out, &p->incidents_out, err, errlen) < 0)
+        goto fail;
+    int r = cw_spool_reader_open(spool, "pipeline", &p->reader);
+    if (r < 0) {
+        snprintf(err, errlen, "pipeline: cannot open spool reader (%d)", r);
+        goto fail;
+    }
+    *out = p;
+    return 0;
+fail:
+    cw_pipeline_free(p);
+    return -1;
+}
+
+int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen)
+{
+    int r = pthread_create(&p->thread, NULL, run, p);
+    if (r != 0) {
+        snprintf(err, errlen, "pipeline: cannot start thread: %s", strerror(r));
+        return -1;
+    }
+    p->started = 1;
+    return 0;
+}
+
+void cw_pipeline_stop(cw_pipeline *p)
+{
+    if (!p || !p->started) return;
+    atomic_store(&p->stopping, 1);
+    pthread_join(p->thread, NULL);
+    p->started = 0;
+}
+
+void cw_pipeline_free(cw_pipeline *p)
+{
+    if (!p) return;
+    cw_pipeline_stop(p);
+    /* Closing fsyncs: the last lines are durable before the process exits. */
+    cw_jsonl_close(p->events_out);
+    cw_jsonl_close(p->alerts_out);
+    cw_jsonl_close(p->incidents_out);
+    cw_enrich_free(p->enrich);
+    cw_arena_destroy(&p->arena);
+    cw_buf_free(&p->line);
+    free(p);
+}
+
+void cw_pipeline_get_stats(const cw_pipeline *p, cw_pipeline_stats *st)
+{
+    st->records = atomic_load_explicit(&p->records, memory_order_relaxed);
+    st->events = atomic_load_explicit(&p->events, memory_order_relaxed);
+    st->bad_records = atomic_load_explicit(&p->bad_records, memory_order_relaxed);
+    st->bad_events = atomic_load_explicit(&p->bad_events, memory_order_relaxed);
+}

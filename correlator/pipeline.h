@@ -1,0 +1,74 @@
+/* pipeline: the stage after the spool. One plain thread reads durable
+ * records through the spool reader "pipeline", decodes them, normalizes them
+ * into cw_events, enriches them (correlator/enrich.h) and writes them to the
+ * events-out JSON Lines file. Detection (a later stage) plugs in between
+ * enrichment and output; alerts-out and incidents-out are opened (created
+ * empty) now so their files exist from the start.
+ *
+ * Life cycle, and why it is split:
+ *   cw_pipeline_create()  opens the spool reader and the output files. The
+ *                         spool only deletes segments every registered reader
+ *                         has passed, so readers must be registered before
+ *                         cw_spool_start(): call this before it.
+ *   cw_pipeline_start()   starts the thread (after cw_spool_start() or before;
+ *                         it just waits for records).
+ *   cw_pipeline_stop()    call after cw_spool_stop(): the thread reads on until
+ *                         CW_SPOOL_EOF, flushes and fsyncs the outputs, commits
+ *                         the cursor and exits; this joins it.
+ *   cw_pipeline_free()    closes the outputs; before cw_spool_close().
+ *
+ * Delivery: the spool cursor is committed only after the lines of every
+ * record up to it have been written and fdatasync'ed (every second under
+ * load, and whenever the spool runs dry), so events-out is at-least-once:
+ * after a crash or power loss, up to about a second of lines may be written
+ * again; after a clean stop nothing is. Lines are written (without fsync)
+ * every ~100 ms so tail -f readers see them promptly. An output that fails
+ * (disk full) loses lines, counted in cw_m.output_lines_dropped_total, but
+ * never stops the pipeline, because a stuck pipeline would fill the spool
+ * and stop ingestion.
+ *
+ * Records are untrusted even though ingest validated them: a record that does
+ * not decode (or passes the decode memory bound) is logged, counted in
+ * cw_m.pipeline_bad_records_total and skipped.
+ *
+ * Threads: create/start/stop/free on one control thread (main); everything
+ * else runs on the pipeline thread.
+ */
+#ifndef CW_PIPELINE_H
+#define CW_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "storage/spool.h"
+
+typedef struct cw_pipeline cw_pipeline;
+
+/* Reads events_out / alerts_out / incidents_out (empty = off),
+ * decode_arena_bytes and owner_labels from cfg (copied). Returns 0, or -1
+ * with a message in err. */
+int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool, char *err,
+                       size_t errlen);
+
+/* Starts the pipeline thread. Returns 0, or -1 with a message in err. */
+int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen);
+
+/* After cw_spool_stop(): drains to the end, flushes, fsyncs, commits, joins.
+ * Safe to call when the thread was never started. */
+void cw_pipeline_stop(cw_pipeline *p);
+
+/* Closes the outputs and frees p (stop it first). */
+void cw_pipeline_free(cw_pipeline *p);
+
+typedef struct cw_pipeline_stats {
+    uint64_t records;     /* spool records read */
+    uint64_t events;      /* events enriched and passed on */
+    uint64_t bad_records; /* records skipped as undecodable */
+    uint64_t bad_events;  /* events skipped (no known payload, or too large to write) */
+} cw_pipeline_stats;
+
+/* Counters as of the last stop (or live, approximately, while running). */
+void cw_pipeline_get_stats(const cw_pipeline *p, cw_pipeline_stats *st);
+
+#endif
