@@ -20,6 +20,7 @@
 #include "server/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +43,9 @@
 #define SHUTDOWN_GRACE_MS 2000
 #define MAX_CONNECTIONS 1024
 #define MIN_CONNECTIONS 16
+#define LINGER_MS 2000
+#define LINGER_MAX 64
+#define LINGER_MIN_BYTES (64u << 20)
 
 enum { MSG_STOP = 1, MSG_SPACE = 2 };
 enum { RL_CONN, RL_TOO_LARGE, RL_BAD_CLUSTER, RL__COUNT };
@@ -49,8 +53,20 @@ enum { RL_CONN, RL_TOO_LARGE, RL_BAD_CLUSTER, RL__COUNT };
 typedef struct http_conn {
     uv_tcp_t tcp; /* first: h2o's close callback hands us this handle */
     cw_http *h;
+    h2o_socket_t *sock;
+    int linger_fd; /* after h2o's 413: a dup of the socket (see linger_start) */
     struct http_conn *prev, *next;
 } http_conn;
+
+/* A connection closed by h2o after a 413, kept open to drain the body. */
+typedef struct drain_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    cw_http *h;
+    uint64_t drained;
+    int open_handles;
+    struct drain_conn *prev, *next;
+} drain_conn;
 
 typedef struct route_handler {
     h2o_handler_t super;
@@ -98,6 +114,9 @@ struct cw_http {
     cw_audit_intake *intake;
     http_conn *conns;
     size_t nconn;
+    drain_conn *lingers;
+    size_t nlinger;
+    char drain_buf[16384];
     int stopping, conns_shut;
     struct {
         int logged;
@@ -282,11 +301,108 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         cw_metric_add(cw_m.audit_requests_rejected[CW_AUDIT_REJ_TOO_LARGE], 1);
         rl_warn(h, RL_TOO_LARGE, "refused a request body over %llu bytes (http.max_body_bytes)",
                 (unsigned long long)h->cfg.http_max_body_bytes);
+        /* Keep the socket past h2o's close, to drain the body (linger_start). */
+        h2o_socket_t *sock = req->conn->callbacks->get_socket
+                                 ? req->conn->callbacks->get_socket(req->conn)
+                                 : NULL;
+        for (http_conn *c = h->conns; sock && c; c = c->next) {
+            uv_os_fd_t fd;
+            if (c->sock == sock && c->linger_fd < 0 &&
+                uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+                c->linger_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        }
     }
     h2o_setup_next_ostream(req, slot);
 }
 
 /* ---- connections and shutdown -------------------------------------------- */
+
+/* After refusing an oversize body, h2o closes the connection while the client
+ * may still be sending it. Closing a socket with unread data makes the kernel
+ * answer with RST, and the client then usually loses the 413 and sees
+ * "connection reset" instead; the API server's log would not say why. So the
+ * socket is kept (a dup taken when the 413 started): once h2o has closed its
+ * descriptor, we send FIN and read and discard what the client still sends,
+ * for at most LINGER_MS and max(8 x http.max_body_bytes, 64 MiB), then
+ * close. */
+static void maybe_finish(cw_http *h);
+
+static void linger_closed(uv_handle_t *handle)
+{
+    drain_conn *l = handle->data;
+    if (--l->open_handles == 0) {
+        cw_http *h = l->h;
+        free(l);
+        maybe_finish(h);
+    }
+}
+
+static void linger_end(drain_conn *l)
+{
+    cw_http *h = l->h;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        h->lingers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    h->nlinger--;
+    uv_close((uv_handle_t *)&l->tcp, linger_closed);
+    uv_close((uv_handle_t *)&l->timer, linger_closed);
+}
+
+static void linger_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    drain_conn *l = handle->data;
+    *buf = uv_buf_init(l->h->drain_buf, sizeof(l->h->drain_buf));
+}
+
+static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    drain_conn *l = stream->data;
+    uint64_t max = 8 * l->h->cfg.http_max_body_bytes;
+    if (max < LINGER_MIN_BYTES)
+        max = LINGER_MIN_BYTES;
+    if (nread > 0)
+        l->drained += (uint64_t)nread;
+    if (nread < 0 || l->drained > max)
+        linger_end(l);
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    linger_end(t->data);
+}
+
+static void linger_start(cw_http *h, int fd)
+{
+    drain_conn *l = NULL;
+    if (h->stopping || h->nlinger >= LINGER_MAX || !(l = calloc(1, sizeof(*l)))) {
+        close(fd);
+        return;
+    }
+    l->h = h;
+    uv_tcp_init(&h->loop, &l->tcp);
+    l->tcp.data = l;
+    if (uv_tcp_open(&l->tcp, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+        return;
+    }
+    shutdown(fd, SHUT_WR); /* h2o's response is written; say we are done */
+    uv_timer_init(&h->loop, &l->timer);
+    l->timer.data = l;
+    l->open_handles = 2;
+    l->next = h->lingers;
+    if (h->lingers)
+        h->lingers->prev = l;
+    h->lingers = l;
+    h->nlinger++;
+    uv_read_start((uv_stream_t *)&l->tcp, linger_alloc, linger_read);
+    uv_timer_start(&l->timer, linger_timeout, LINGER_MS, 0);
+}
 
 static void teardown(cw_http *h);
 static void shutdown_conns(cw_http *h, int how);
@@ -323,7 +439,7 @@ static void maybe_finish(cw_http *h)
         if (h->nconn > 0)
             uv_timer_start(&h->grace, on_grace, SHUTDOWN_GRACE_MS, 0);
     }
-    if (h->nconn == 0)
+    if (h->nconn == 0 && h->nlinger == 0)
         teardown(h);
 }
 
@@ -352,7 +468,10 @@ static void on_conn_closed(uv_handle_t *handle)
     if (c->next)
         c->next->prev = c->prev;
     h->nconn--;
+    int lfd = c->linger_fd;
     free(c);
+    if (lfd >= 0)
+        linger_start(h, lfd);
     maybe_finish(h);
 }
 
@@ -370,6 +489,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->h = h;
+    c->linger_fd = -1;
     uv_tcp_init(&h->loop, &c->tcp);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
@@ -389,7 +509,8 @@ static void on_connection(uv_stream_t *server, int status)
         h->conns->prev = c;
     h->conns = c;
     h->nconn++;
-    h2o_accept(&h->actx, h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed));
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(&h->actx, c->sock);
 }
 
 static void begin_stop(cw_http *h)
@@ -397,6 +518,8 @@ static void begin_stop(cw_http *h)
     h->stopping = 1;
     uv_close((uv_handle_t *)&h->listener, NULL);
     cw_audit_intake_stop(h->intake);
+    while (h->lingers)
+        linger_end(h->lingers);
     /* No h2o_context_request_shutdown(): it only matters for HTTP/2 (which
      * is off) and it arms a timer that makes h2o_context_dispose() abort if
      * it runs within the next second. Connections end through shutdown(2). */
