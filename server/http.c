@@ -9,13 +9,20 @@
  * HTTP/1.1 keep-alive connection from outside).
  *
  * Shutdown, on the loop thread, in order: stop accepting; tell the intake
- * to refuse new requests and give up parked ones; wait until every audit
- * request is finished (its writes durable, its response handed to h2o);
- * shutdown(SHUT_RD) every connection so h2o sees EOF and closes it after
- * writing what it has (SHUT_RDWR after a grace period for peers that do not
- * read); once no connection is left, close the timers and the mailbox and
- * dispose the h2o context. The loop then runs out of handles and the thread
- * returns.
+ * to refuse new requests and give up parked ones; end lingering closes;
+ * wait until every audit request is finished (its writes durable, its
+ * response handed to h2o); shutdown(SHUT_RD) every connection so h2o sees
+ * EOF and closes it after writing what it has (SHUT_RDWR after a grace
+ * period for peers that do not read); once no connection is left, close the
+ * timers and the mailbox and dispose the h2o context. The loop then runs out
+ * of handles and the thread returns.
+ *
+ * h2o 2.2.5 facts this relies on (checked on loopback): an HTTP/1.1 request
+ * whose handler returns without responding stays open until we respond,
+ * even if the client left (h2o notices only when writing); errors h2o sends
+ * before any handler ran (the early 413) go through the host's fallback
+ * path; h2o_mem_alloc_shared() objects in a request's pool are disposed with
+ * the request; plaintext HTTP/2 (prior knowledge) is not accepted.
  */
 #include "server/http.h"
 
@@ -59,14 +66,14 @@ typedef struct http_conn {
 } http_conn;
 
 /* A connection closed by h2o after a 413, kept open to drain the body. */
-typedef struct drain_conn {
+typedef struct linger_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     cw_http *h;
     uint64_t drained;
     int open_handles;
-    struct drain_conn *prev, *next;
-} drain_conn;
+    struct linger_conn *prev, *next;
+} linger_conn;
 
 typedef struct route_handler {
     h2o_handler_t super;
@@ -97,7 +104,7 @@ struct cw_http {
     int started, stopped, stop_rc;
     uv_tcp_t listener;
     uv_timer_t tick;  /* parked audit requests */
-    uv_timer_t grace; /* shutdown: force lingering connections closed */
+    uv_timer_t grace; /* shutdown: ends connections that outlive SHUT_RD */
     cw_mailbox mb;
     cw_msg stop_msg, space_msg;
     /* Guards posting from the spool's space listener against the mailbox's
@@ -114,7 +121,7 @@ struct cw_http {
     cw_audit_intake *intake;
     http_conn *conns;
     size_t nconn;
-    drain_conn *lingers;
+    linger_conn *lingers;
     size_t nlinger;
     char drain_buf[16384];
     int stopping, conns_shut;
@@ -266,6 +273,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     cw_http *h = ((route_handler *)self)->h;
     h2o_iovec_t p = req->path_normalized;
+    size_t pl = strlen(AUDIT_PREFIX);
+    if (p.len >= pl && memcmp(p.base, AUDIT_PREFIX, pl) == 0 &&
+        (p.len == pl || p.base[pl] == '/')) {
+        /* While stopping, the intake answers 503 (and counts it). */
+        size_t off = p.len == pl ? pl : pl + 1;
+        serve_audit(h, req, p.base + off, p.len - off);
+        return 0;
+    }
     if (h->stopping) {
         req->http1_is_persistent = 0;
         send_text(req, 503, "shutting down\n");
@@ -278,13 +293,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             send_text(req, 200, "ok\n");
         else
             serve_metrics(req);
-        return 0;
-    }
-    size_t pl = strlen(AUDIT_PREFIX);
-    if (p.len >= pl && memcmp(p.base, AUDIT_PREFIX, pl) == 0 &&
-        (p.len == pl || p.base[pl] == '/')) {
-        size_t off = p.len == pl ? pl : pl + 1;
-        serve_audit(h, req, p.base + off, p.len - off);
         return 0;
     }
     send_text(req, 404, "not found\n");
@@ -324,12 +332,12 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
  * socket is kept (a dup taken when the 413 started): once h2o has closed its
  * descriptor, we send FIN and read and discard what the client still sends,
  * for at most LINGER_MS and max(8 x http.max_body_bytes, 64 MiB), then
- * close. */
+ * close. Everything here runs on the loop thread. */
 static void maybe_finish(cw_http *h);
 
 static void linger_closed(uv_handle_t *handle)
 {
-    drain_conn *l = handle->data;
+    linger_conn *l = handle->data;
     if (--l->open_handles == 0) {
         cw_http *h = l->h;
         free(l);
@@ -337,7 +345,7 @@ static void linger_closed(uv_handle_t *handle)
     }
 }
 
-static void linger_end(drain_conn *l)
+static void linger_end(linger_conn *l)
 {
     cw_http *h = l->h;
     if (l->prev)
@@ -354,14 +362,14 @@ static void linger_end(drain_conn *l)
 static void linger_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
-    drain_conn *l = handle->data;
+    linger_conn *l = handle->data;
     *buf = uv_buf_init(l->h->drain_buf, sizeof(l->h->drain_buf));
 }
 
 static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
-    drain_conn *l = stream->data;
+    linger_conn *l = stream->data;
     uint64_t max = 8 * l->h->cfg.http_max_body_bytes;
     if (max < LINGER_MIN_BYTES)
         max = LINGER_MIN_BYTES;
@@ -378,7 +386,7 @@ static void linger_timeout(uv_timer_t *t)
 
 static void linger_start(cw_http *h, int fd)
 {
-    drain_conn *l = NULL;
+    linger_conn *l = NULL;
     if (h->stopping || h->nlinger >= LINGER_MAX || !(l = calloc(1, sizeof(*l)))) {
         close(fd);
         return;
@@ -388,7 +396,7 @@ static void linger_start(cw_http *h, int fd)
     l->tcp.data = l;
     if (uv_tcp_open(&l->tcp, fd) != 0) {
         close(fd);
-        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free); /* tcp is l's first member */
         return;
     }
     shutdown(fd, SHUT_WR); /* h2o's response is written; say we are done */

@@ -10,13 +10,16 @@
  *        event is durable in the spool (CW_REC_AUDIT, key = cluster);
  *        400 {"error":...} bad cluster name or not an audit payload;
  *        413 body over http.max_body_bytes (refused by h2o from the
- *            Content-Length, before the body is read) or a JSON tree too
- *            large for the parse budget;
+ *            Content-Length, before the body is read; the connection is then
+ *            closed after draining what the client still sends, for at most
+ *            2 s, so that it reads the 413 rather than a reset) or a JSON
+ *            tree too large for the parse budget (see audit.h);
  *        503 {"error":...} + Retry-After when the spool stayed full, failed,
  *            or the server is stopping. Events of that request that were
  *            stored stay stored; the API server's retry is de-duplicated.
  *   Anything else: 404; a known path with another method: 405 with Allow.
- *   HEAD works wherever GET does.
+ *   HEAD works wherever GET does. While stopping, every request gets 503.
+ *   HTTP/1.1 only (no TLS yet; h2o refuses plaintext HTTP/2).
  *
  * Backpressure and limits
  * - When the spool says CW_SPOOL_FULL, the request is parked (FIFO) and
