@@ -161,8 +161,9 @@ static void finish(cw_audit_req *r)
         unavailable(in, r->conn, r->cluster, failed ? "storage write failed" : r->gave_up);
     } else if (r->conn) {
         char body[128];
-        int n = snprintf(body, sizeof(body), "{\"accepted\":%zu,\"duplicates\":%zu,\"invalid\":%zu}",
-                         ok, r->duplicates, r->batch.n_invalid + r->too_big);
+        int n = snprintf(body, sizeof(body),
+                         "{\"accepted\":%zu,\"duplicates\":%zu,\"invalid\":%zu}", ok,
+                         r->duplicates, r->batch.n_invalid + r->too_big);
         in->o.respond(in->o.ud, r->conn, 200, body, (size_t)n);
     }
     cw_audit_batch_free(&r->batch);

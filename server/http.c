@@ -660,7 +660,8 @@ int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, char *e
     h->cfg = *cfg;
     h->spool = spool;
     pthread_mutex_init(&h->post_lock, NULL);
-    uint64_t conns = CW_HTTP_BODY_MEMORY / (cfg->http_max_body_bytes ? cfg->http_max_body_bytes : 1);
+    uint64_t body_max = cfg->http_max_body_bytes ? cfg->http_max_body_bytes : 1;
+    uint64_t conns = CW_HTTP_BODY_MEMORY / body_max;
     h->max_conns = conns > MAX_CONNECTIONS ? MAX_CONNECTIONS
                    : conns < MIN_CONNECTIONS ? MIN_CONNECTIONS
                                              : (size_t)conns;

@@ -5,7 +5,8 @@ cw_unit_test(test_http unit/test_http.c)
 target_link_libraries(test_http PRIVATE PkgConfig::CURL)
 # See lsan-h2o.supp: h2o loses a few pooled chunks when its thread ends.
 set_tests_properties(test_http PROPERTIES ENVIRONMENT
-  "CW_SHARED=${CMAKE_SOURCE_DIR}/../shared;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan-h2o.supp")
+  "CW_SHARED=${CMAKE_SOURCE_DIR}/../shared;\
+LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan-h2o.supp")
 
 # libFuzzer target for the audit body parser (clang, -DCW_FUZZ=ON), seeded
 # with the shared corpus. The ctest entry runs a fixed number of inputs; run
@@ -19,6 +20,8 @@ if(CW_FUZZ)
   target_link_libraries(fuzz_audit PRIVATE cw_core)
   file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz_audit_corpus)
   add_test(NAME fuzz_audit
-    COMMAND fuzz_audit -runs=20000 -seed=1 -max_len=65536 -dict=${CMAKE_CURRENT_SOURCE_DIR}/fuzz/audit.dict
-            ${CMAKE_CURRENT_BINARY_DIR}/fuzz_audit_corpus ${CMAKE_SOURCE_DIR}/../shared/corpus/k8s-audit)
+    COMMAND fuzz_audit -runs=20000 -seed=1 -max_len=65536
+            -dict=${CMAKE_CURRENT_SOURCE_DIR}/fuzz/audit.dict
+            ${CMAKE_CURRENT_BINARY_DIR}/fuzz_audit_corpus
+            ${CMAKE_SOURCE_DIR}/../shared/corpus/k8s-audit)
 endif()
