@@ -454,6 +454,9 @@ static void maybe_finish(cw_http *h)
 /* Loop thread: the last step of a stop; nothing is in flight any more. */
 static void teardown(cw_http *h)
 {
+    /* First: h2o_context_dispose() runs the loop itself (seen), and close
+     * callbacks run there call maybe_finish() again. */
+    h->ctx_inited = 0;
     uv_close((uv_handle_t *)&h->tick, NULL);
     uv_close((uv_handle_t *)&h->grace, NULL);
     pthread_mutex_lock(&h->post_lock);
@@ -461,7 +464,6 @@ static void teardown(cw_http *h)
     pthread_mutex_unlock(&h->post_lock);
     cw_mailbox_close(&h->mb, NULL);
     h2o_context_dispose(&h->ctx);
-    h->ctx_inited = 0;
 }
 
 /* Loop thread: h2o closed a connection's socket. */
