@@ -505,6 +505,51 @@ static void refuses_oversize_bodies_early(void **state)
     cw_buf_free(&out);
 }
 
+/* Chunked bodies (no Content-Length) are accepted, and cut off with 413 once
+ * they pass the limit. */
+static void chunked_bodies(void **state)
+{
+    fixture *f = *state;
+    char resp[4096];
+    int fd = raw_connect(f->port);
+    raw_send(fd, "POST /api/v1/k8s-audit/chunky HTTP/1.1\r\nHost: x\r\n"
+                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    char size[32];
+    for (size_t off = 0; off < samples[0].len; off += 100) {
+        size_t n = samples[0].len - off < 100 ? samples[0].len - off : 100;
+        snprintf(size, sizeof(size), "%zx\r\n", n);
+        raw_send(fd, size);
+        assert_int_equal(send(fd, samples[0].text + off, n, MSG_NOSIGNAL), (ssize_t)n);
+        raw_send(fd, "\r\n");
+    }
+    raw_send(fd, "0\r\n\r\n");
+    raw_read_all(fd, resp, sizeof(resp));
+    close(fd);
+    assert_memory_equal(resp, "HTTP/1.1 200 ", 13);
+    assert_non_null(strstr(resp, "\"accepted\":1"));
+    const char *id = samples[0].audit_id;
+    expect_records(f, "chunky", 1, &id);
+
+    /* 300 KiB in 1 KiB chunks against a 256 KiB limit. */
+    const char *too_large = "chainwatch_audit_requests_rejected_total{reason=\"too_large\"}";
+    long long t0 = metric(f, too_large);
+    fd = raw_connect(f->port);
+    raw_send(fd, "POST /api/v1/k8s-audit/chunky HTTP/1.1\r\nHost: x\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    char chunk[1024 + 16];
+    int n = snprintf(chunk, sizeof(chunk), "400\r\n");
+    memset(chunk + n, ' ', 1024);
+    memcpy(chunk + n + 1024, "\r\n", 2);
+    for (int i = 0; i < 300; i++)
+        if (send(fd, chunk, (size_t)n + 1026, MSG_NOSIGNAL) <= 0)
+            break; /* the server may stop reading once it refused */
+    raw_read_all(fd, resp, sizeof(resp));
+    close(fd);
+    assert_memory_equal(resp, "HTTP/1.1 413 ", 13);
+    expect_no_record(f);
+    assert_int_equal(metric(f, too_large) - t0, 1);
+}
+
 /* The spool is kept tiny and the test drains it only while the POST is in
  * flight: the request must park on CW_SPOOL_FULL and resume when the space
  * listener fires, instead of failing with 503. */
@@ -641,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rejects_malformed_and_bad_cluster, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(refuses_oversize_bodies_early, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(chunked_bodies, setup_default, teardown),
         cmocka_unit_test_setup_teardown(parks_while_spool_full, setup_tiny_spool, teardown),
         cmocka_unit_test_setup_teardown(client_gone_still_stores, setup_default, teardown),
         cmocka_unit_test_setup_teardown(busy_port_fails_create, setup_default, teardown),
