@@ -369,9 +369,8 @@ void cw_audit_intake_on_space(cw_audit_intake *in)
 {
     while (in->park_head) {
         cw_audit_req *r = in->park_head;
-        advance(r);
-        if (in->park_head == r)
-            break; /* full again */
+        if (advance(r) && r->parked)
+            break; /* full again: r stays at the head */
     }
 }
 
