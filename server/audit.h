@@ -11,7 +11,8 @@
  * - The whole request is refused (CW_AUDIT_EMALFORMED, HTTP 400) only when it
  *   is structurally not an audit payload: not JSON, not an object, "items"
  *   not an array, an item not an object. An item that is an object but has
- *   no usable "auditID" or "stage" string is skipped and counted in
+ *   no usable "auditID" or "stage" string (non-empty, no NUL, at most
+ *   CW_AUDIT_ID_MAX / CW_AUDIT_STAGE_MAX bytes) is skipped and counted in
  *   n_invalid: the API server retries a refused batch forever, so refusing
  *   the batch for one odd event would stall every later event of the cluster.
  * - For the same reason, JSON that Go's encoder can emit but jansson refuses
@@ -23,7 +24,9 @@
  * - Memory: jansson's tree can take ~70x the body for hostile shapes
  *   ([{},{},...]); real events take 7-9x. Parsing runs under a per-thread
  *   allocation budget (CW_AUDIT_PARSE_MEM_FACTOR x body + 1 MiB); past it the
- *   parse fails with CW_AUDIT_ETOOBIG (HTTP 413). Nesting is limited by
+ *   parse fails with CW_AUDIT_ETOOBIG (HTTP 413; only a hostile raw patch
+ *   can get there from a real API server, and its operator can turn on
+ *   --audit-webhook-truncate-enabled). Nesting is limited by
  *   jansson itself (2048 levels, a fixed compile-time limit): deeper input is
  *   CW_AUDIT_EMALFORMED.
  * - Each accepted event is re-serialised compactly (JSON_COMPACT) into one
