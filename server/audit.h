@@ -22,13 +22,14 @@
  *   wins), because the stored record is jansson's own re-serialisation, so
  *   every later reader sees exactly the value de-duplication saw.
  * - Memory: jansson's tree can take ~70x the body for hostile shapes
- *   ([{},{},...]); real events take 7-9x. Parsing runs under a per-thread
- *   allocation budget (CW_AUDIT_PARSE_MEM_FACTOR x body + 1 MiB); past it the
- *   parse fails with CW_AUDIT_ETOOBIG (HTTP 413; only a hostile raw patch
- *   can get there from a real API server, and its operator can turn on
- *   --audit-webhook-truncate-enabled). Nesting is limited by
- *   jansson itself (2048 levels, a fixed compile-time limit): deeper input is
- *   CW_AUDIT_EMALFORMED.
+ *   ([{},{},...]); real events take 7-9x. Before parsing, the tree's size is
+ *   estimated from the tokens (cw_audit_tree_cost, an upper bound; real
+ *   events come to 13-16x the body); past CW_AUDIT_PARSE_MEM_FACTOR x body +
+ *   1 MiB the body is refused with CW_AUDIT_ETOOBIG (HTTP 413; only a
+ *   hostile raw patch can get there from a real API server, and its
+ *   operator can turn on --audit-webhook-truncate-enabled). Nesting is
+ *   limited by jansson itself (2048 levels, a fixed compile-time limit):
+ *   deeper input is CW_AUDIT_EMALFORMED.
  * - Each accepted event is re-serialised compactly (JSON_COMPACT) into one
  *   buffer owned by the batch.
  *
@@ -42,8 +43,7 @@
  *   their event dropped as a "duplicate". Redelivered events are
  *   byte-identical, so they still match.
  *
- * Threads: everything here may run on any thread (the parse budget is
- * thread-local).
+ * Threads: everything here may run on any thread.
  * Errors: 0 or a negative CW_AUDIT_E* code.
  */
 #ifndef CW_AUDIT_H
@@ -61,7 +61,9 @@
 #define CW_AUDIT_CLUSTER_MAX 63
 #define CW_AUDIT_ID_MAX 128   /* UIDs are 36 bytes; a client-chosen Audit-ID can be longer */
 #define CW_AUDIT_STAGE_MAX 64
+/* Parse budget: FACTOR x body + BASE bytes of estimated jansson memory. */
 #define CW_AUDIT_PARSE_MEM_FACTOR 24
+#define CW_AUDIT_PARSE_MEM_BASE (1u << 20)
 
 typedef struct cw_audit_event {
     const char *json; /* compact JSON of the event, NUL-terminated */
@@ -84,11 +86,8 @@ typedef struct cw_audit_batch {
 /* 1 if `s` (len bytes) is a valid cluster name: 1-63 of [a-z0-9._-]. */
 int cw_audit_cluster_valid(const char *s, size_t len);
 
-/* Installs jansson allocation hooks that enforce the parse budget (plain
- * malloc/free wrappers, so other jansson users are unaffected). Process-wide
- * and idempotent; call it on the main thread before other threads use
- * jansson. cw_audit_parse() calls it too, for tests and tools. */
-void cw_audit_global_init(void);
+/* An upper bound of the heap jansson takes to parse s[0..len) (see above). */
+size_t cw_audit_tree_cost(const char *s, size_t len);
 
 /* Parses `body` (len bytes, need not be NUL-terminated) into *out. On error
  * returns a negative CW_AUDIT_E* code with a one-line reason in err

@@ -108,7 +108,6 @@ static void unavailable(cw_audit_intake *in, void *conn, const char *cluster, co
 
 int cw_audit_intake_create(cw_audit_intake **out, const cw_audit_intake_opts *opts)
 {
-    cw_audit_global_init();
     cw_audit_intake *in = calloc(1, sizeof(*in));
     if (!in)
         return CW_AUDIT_ENOMEM;

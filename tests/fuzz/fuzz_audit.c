@@ -1,6 +1,7 @@
 /* libFuzzer: arbitrary bytes as an audit webhook body through cw_audit_parse
- * (with the JSON repair pass and the parse memory budget), checking what the
- * intake relies on for every event it returns. */
+ * (with the JSON repair pass and the parse budget), checking what the intake
+ * relies on for every event it returns, and that cw_audit_tree_cost() really
+ * bounds what jansson allocates. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,11 +11,58 @@
 #include "server/audit.h"
 #include "server/json_repair.h"
 
+/* Counts jansson's heap as glibc would size the chunks (ASan's own sizes are
+ * smaller), through jansson's allocation hooks. A header keeps each size. */
+static size_t used, peak;
+
+static size_t chunk(size_t n)
+{
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+    return c < 32 ? 32 : c;
+}
+
+static void *count_malloc(size_t n)
+{
+    size_t *p = malloc(n + sizeof(size_t) * 2);
+    if (!p)
+        return NULL;
+    p[0] = chunk(n);
+    used += p[0];
+    if (used > peak)
+        peak = used;
+    return p + 2;
+}
+
+static void count_free(void *q)
+{
+    if (!q)
+        return;
+    size_t *p = (size_t *)q - 2;
+    used -= p[0];
+    free(p);
+}
+
+static void check_cost(const char *s, size_t n)
+{
+    used = peak = 0;
+    json_t *j = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
+    json_decref(j);
+    if (peak > cw_audit_tree_cost(s, n))
+        abort(); /* the estimate must be an upper bound */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static int init;
+    if (!init) {
+        json_set_alloc_funcs(count_malloc, count_free);
+        init = 1;
+    }
+    const char *body = (const char *)data;
+    check_cost(body, size);
+
     cw_audit_batch b;
     char err[256];
-    const char *body = (const char *)data;
     int rc = cw_audit_parse(body, size, &b, err, sizeof(err));
     if (rc == 0) {
         for (size_t i = 0; i < b.n_events; i++) {
@@ -39,8 +87,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cw_audit_batch_free(&b);
     size_t n = 0;
     char *fixed = cw_json_repair(body, size, &n);
-    if (fixed && n > 3 * size)
-        abort();
+    if (fixed) {
+        if (n > 3 * size)
+            abort();
+        check_cost(fixed, n);
+    }
     free(fixed);
     return 0;
 }
