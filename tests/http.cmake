@@ -10,8 +10,8 @@ LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan-h2o.supp")
 
 # libFuzzer target for the audit body parser (clang, -DCW_FUZZ=ON), seeded
 # with the shared corpus; it also checks that the parse-memory estimate
-# bounds what jansson allocates. The ctest entry runs a fixed number of inputs; run
-# it longer by hand:
+# bounds what jansson allocates. The ctest entry runs a fixed number of
+# inputs; run it longer by hand:
 #   build-x/tests/fuzz_audit -max_total_time=60 -dict=tests/fuzz/audit.dict NEW_DIR \
 #     ../shared/corpus/k8s-audit
 if(CW_FUZZ)
