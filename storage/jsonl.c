@@ -21,6 +21,7 @@ struct cw_jsonl {
     size_t pending_lines; /* lines in buf */
     uint64_t lines;       /* written since open */
     int failing;          /* the last write failed: log again only after a success */
+    int regular;          /* a regular file: pipes and ttys (/dev/stdout) cannot fsync */
     char path[];
 };
 
@@ -82,6 +83,8 @@ int cw_jsonl_open(cw_jsonl **out, const char *path, char *err, size_t errlen)
         free(j);
         return -1;
     }
+    struct stat st;
+    j->regular = fstat(j->fd, &st) == 0 && S_ISREG(st.st_mode);
     cw_buf_init(&j->buf, 0);
     *out = j;
     return 0;
@@ -162,7 +165,7 @@ int cw_jsonl_write(cw_jsonl *j, const void *line, size_t len)
 int cw_jsonl_sync(cw_jsonl *j)
 {
     int r = cw_jsonl_flush(j);
-    while (fdatasync(j->fd) < 0) {
+    while (j->regular && fdatasync(j->fd) < 0) {
         if (errno == EINTR) continue;
         report(j, "fdatasync", errno);
         return -1;
@@ -174,7 +177,7 @@ int cw_jsonl_close(cw_jsonl *j)
 {
     if (!j) return 0;
     int r = cw_jsonl_flush(j);
-    while (fsync(j->fd) < 0) {
+    while (j->regular && fsync(j->fd) < 0) {
         if (errno == EINTR) continue;
         report(j, "fsync", errno);
         r = -1;

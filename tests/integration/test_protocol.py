@@ -38,6 +38,7 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(v[0], code, v)
         self.assertTrue(v[1], "error frames carry a message")
         self.assertEqual(agent.recv(), ("closed", None))
+        agent.close()
         self.assertEqual(self.rejected(reason), before + 1)
 
     def test_hello_batch_ack_and_heartbeat(self):
