@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define H2O_USE_LIBUV 1
@@ -44,12 +45,14 @@
 #include "common/metrics.h"
 #include "server/audit.h"
 #include "server/audit_intake.h"
+#include "server/linger.h"
 
 #define AUDIT_PREFIX "/api/v1/k8s-audit"
 #define TICK_MS 1000
 #define SHUTDOWN_GRACE_MS 2000
 #define MAX_CONNECTIONS 1024
 #define MIN_CONNECTIONS 16
+/* Lingering close after h2o's early 413 (see on_setup_ostream). */
 #define LINGER_MS 2000
 #define LINGER_MAX 64
 #define LINGER_MIN_BYTES (64u << 20)
@@ -61,19 +64,9 @@ typedef struct http_conn {
     uv_tcp_t tcp; /* first: h2o's close callback hands us this handle */
     cw_http *h;
     h2o_socket_t *sock;
-    int linger_fd; /* after h2o's 413: a dup of the socket (see linger_start) */
+    int linger_fd; /* after h2o's 413: a dup of the socket (see on_setup_ostream) */
     struct http_conn *prev, *next;
 } http_conn;
-
-/* A connection closed by h2o after a 413, kept open to drain the body. */
-typedef struct linger_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    cw_http *h;
-    uint64_t drained;
-    int open_handles;
-    struct linger_conn *prev, *next;
-} linger_conn;
 
 typedef struct route_handler {
     h2o_handler_t super;
@@ -121,9 +114,7 @@ struct cw_http {
     cw_audit_intake *intake;
     http_conn *conns;
     size_t nconn;
-    linger_conn *lingers;
-    size_t nlinger;
-    char drain_buf[16384];
+    cw_linger_set lingers;
     int stopping, conns_shut;
     struct {
         int logged;
@@ -309,7 +300,11 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         cw_metric_add(cw_m.audit_requests_rejected[CW_AUDIT_REJ_TOO_LARGE], 1);
         rl_warn(h, RL_TOO_LARGE, "refused a request body over %llu bytes (http.max_body_bytes)",
                 (unsigned long long)h->cfg.http_max_body_bytes);
-        /* Keep the socket past h2o's close, to drain the body (linger_start). */
+        /* h2o closes the connection after this response while the client
+         * may still be sending the body; closing with unread data would
+         * reset the connection and the client would lose the 413. Keep a
+         * dup of the socket, so that when h2o has closed its descriptor the
+         * socket lives on for a lingering close (linger.h). */
         h2o_socket_t *sock = req->conn->callbacks->get_socket
                                  ? req->conn->callbacks->get_socket(req->conn)
                                  : NULL;
@@ -325,91 +320,12 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 /* ---- connections and shutdown -------------------------------------------- */
 
-/* After refusing an oversize body, h2o closes the connection while the client
- * may still be sending it. Closing a socket with unread data makes the kernel
- * answer with RST, and the client then usually loses the 413 and sees
- * "connection reset" instead; the API server's log would not say why. So the
- * socket is kept (a dup taken when the 413 started): once h2o has closed its
- * descriptor, we send FIN and read and discard what the client still sends,
- * for at most LINGER_MS and max(8 x http.max_body_bytes, 64 MiB), then
- * close. Everything here runs on the loop thread. */
 static void maybe_finish(cw_http *h);
 
-static void linger_closed(uv_handle_t *handle)
+/* Loop thread: a lingering close ended (see the 413 filter). */
+static void on_linger_closed(void *ud)
 {
-    linger_conn *l = handle->data;
-    if (--l->open_handles == 0) {
-        cw_http *h = l->h;
-        free(l);
-        maybe_finish(h);
-    }
-}
-
-static void linger_end(linger_conn *l)
-{
-    cw_http *h = l->h;
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        h->lingers = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    h->nlinger--;
-    uv_close((uv_handle_t *)&l->tcp, linger_closed);
-    uv_close((uv_handle_t *)&l->timer, linger_closed);
-}
-
-static void linger_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
-{
-    (void)hint;
-    linger_conn *l = handle->data;
-    *buf = uv_buf_init(l->h->drain_buf, sizeof(l->h->drain_buf));
-}
-
-static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    linger_conn *l = stream->data;
-    uint64_t max = 8 * l->h->cfg.http_max_body_bytes;
-    if (max < LINGER_MIN_BYTES)
-        max = LINGER_MIN_BYTES;
-    if (nread > 0)
-        l->drained += (uint64_t)nread;
-    if (nread < 0 || l->drained > max)
-        linger_end(l);
-}
-
-static void linger_timeout(uv_timer_t *t)
-{
-    linger_end(t->data);
-}
-
-static void linger_start(cw_http *h, int fd)
-{
-    linger_conn *l = NULL;
-    if (h->stopping || h->nlinger >= LINGER_MAX || !(l = calloc(1, sizeof(*l)))) {
-        close(fd);
-        return;
-    }
-    l->h = h;
-    uv_tcp_init(&h->loop, &l->tcp);
-    l->tcp.data = l;
-    if (uv_tcp_open(&l->tcp, fd) != 0) {
-        close(fd);
-        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free); /* tcp is l's first member */
-        return;
-    }
-    shutdown(fd, SHUT_WR); /* h2o's response is written; say we are done */
-    uv_timer_init(&h->loop, &l->timer);
-    l->timer.data = l;
-    l->open_handles = 2;
-    l->next = h->lingers;
-    if (h->lingers)
-        h->lingers->prev = l;
-    h->lingers = l;
-    h->nlinger++;
-    uv_read_start((uv_stream_t *)&l->tcp, linger_alloc, linger_read);
-    uv_timer_start(&l->timer, linger_timeout, LINGER_MS, 0);
+    maybe_finish(ud);
 }
 
 static void teardown(cw_http *h);
@@ -447,7 +363,7 @@ static void maybe_finish(cw_http *h)
         if (h->nconn > 0)
             uv_timer_start(&h->grace, on_grace, SHUTDOWN_GRACE_MS, 0);
     }
-    if (h->nconn == 0 && h->nlinger == 0)
+    if (h->nconn == 0 && h->lingers.pending == 0)
         teardown(h);
 }
 
@@ -480,8 +396,10 @@ static void on_conn_closed(uv_handle_t *handle)
     h->nconn--;
     int lfd = c->linger_fd;
     free(c);
-    if (lfd >= 0)
-        linger_start(h, lfd);
+    if (lfd >= 0 && h->stopping)
+        close(lfd);
+    else if (lfd >= 0)
+        cw_linger_start(&h->lingers, lfd);
     maybe_finish(h);
 }
 
@@ -528,8 +446,7 @@ static void begin_stop(cw_http *h)
     h->stopping = 1;
     uv_close((uv_handle_t *)&h->listener, NULL);
     cw_audit_intake_stop(h->intake);
-    while (h->lingers)
-        linger_end(h->lingers);
+    cw_linger_end_all(&h->lingers);
     /* No h2o_context_request_shutdown(): it only matters for HTTP/2 (which
      * is off) and it arms a timer that makes h2o_context_dispose() abort if
      * it runs within the next second. Connections end through shutdown(2). */
@@ -698,6 +615,10 @@ int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, char *e
     uv_timer_init(&h->loop, &h->tick);
     uv_timer_init(&h->loop, &h->grace);
     h->tick.data = h->grace.data = h;
+    uint64_t drain = 8 * cfg->http_max_body_bytes;
+    cw_linger_set_init(&h->lingers, &h->loop, LINGER_MAX,
+                       drain > LINGER_MIN_BYTES ? drain : LINGER_MIN_BYTES, LINGER_MS,
+                       on_linger_closed, h);
 
     uint64_t inflight = 2 * cfg->http_max_body_bytes;
     cw_audit_intake_opts io = {
