@@ -73,9 +73,13 @@ int cw_metrics_render(cw_buf *o)
         r |= cw_buf_printf(o, "chainwatch_audit_requests_rejected_total{reason=\"%s\"} %llu\n",
                            cw_audit_reject_names[i], U(cw_m.audit_requests_rejected[i]));
     r |= header(o, "chainwatch_audit_events_duplicate_total", "counter",
-                "Audit events dropped as redelivered (same auditID and stage).");
+                "Audit events dropped as redelivered (same cluster, auditID, stage and content).");
     r |= cw_buf_printf(o, "chainwatch_audit_events_duplicate_total %llu\n",
                        U(cw_m.audit_events_duplicate));
+    r |= header(o, "chainwatch_audit_events_invalid_total", "counter",
+                "Audit events skipped for lacking a usable auditID or stage.");
+    r |= cw_buf_printf(o, "chainwatch_audit_events_invalid_total %llu\n",
+                       U(cw_m.audit_events_invalid));
     r |= header(o, "chainwatch_pipeline_events_total", "counter",
                 "Events enriched and passed to the outputs.");
     r |= cw_buf_printf(o, "chainwatch_pipeline_events_total %llu\n",

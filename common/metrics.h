@@ -61,6 +61,9 @@ typedef struct cw_metrics {
     _Atomic uint64_t spool_fsyncs_total;
     _Atomic uint64_t audit_requests_rejected[CW_AUDIT_REJ__COUNT];
     _Atomic uint64_t audit_events_duplicate;
+    /* Audit events skipped because they lack a usable auditID or stage (the
+     * rest of their request is still accepted). */
+    _Atomic uint64_t audit_events_invalid;
     /* Events the pipeline (enrichment, outputs) has processed. */
     _Atomic uint64_t pipeline_events_total;
     /* Spool bytes committed but not yet read by the pipeline. */

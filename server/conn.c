@@ -176,7 +176,8 @@ void cw_conn_accept(cw_ingest_loop *l)
         return;
     }
     uint32_t slot = l->free_slots[--l->nfree];
-    c->id = (++l->next_id << 24) | slot;
+    /* Unique across loops too: the registry compares ids from every loop. */
+    c->id = (++l->next_id << 32) | ((uint64_t)l->index << 24) | slot;
     l->slots[slot] = c;
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;

@@ -59,7 +59,7 @@ struct cw_conn {
     cw_ingest_loop *loop;
     uv_tcp_t tcp;
     const cw_transport *tp;
-    uint64_t id; /* (counter << 24) | slot */
+    uint64_t id; /* (counter << 32) | (loop index << 24) | slot */
     cw_conn *prev, *next;
     char peer[64];
     cw_framer framer;
