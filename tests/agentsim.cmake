@@ -13,3 +13,7 @@ target_include_directories(test_agentsim_frame PRIVATE ${CW_AGENTSIM_DIR})
 cw_unit_test(test_agentsim_load unit/test_agentsim_load.c ${CW_AGENTSIM_DIR}/evpool.c
   ${CW_AGENTSIM_DIR}/eventjson.c ${CW_AGENTSIM_DIR}/hist.c ${CW_AGENTSIM_DIR}/acklog.c)
 target_include_directories(test_agentsim_load PRIVATE ${CW_AGENTSIM_DIR})
+
+# agentsim against a real chainwatchd (ack log vs stored events, crash and
+# restart mid-load, reused agent ids, argument errors).
+cw_integration_test(it_agentsim integration/test_agentsim.py)

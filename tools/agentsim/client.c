@@ -72,6 +72,7 @@ struct sim_client {
     size_t unacked_bytes, unacked_n;
     uint64_t next_seq;
     uint64_t acked_seq;
+    uint64_t max_written; /* highest seq ever handed to a connection */
     int want_room;
     uint64_t last_write_ms;
     uint64_t backoff_ms;
@@ -256,6 +257,7 @@ static void pump(sim_client *c)
             return;
         }
         b->writing = 1;
+        if (b->seq > c->max_written) c->max_written = b->seq;
         if (!b->first_sent_ns) b->first_sent_ns = uv_hrtime();
         c->last_write_ms = uv_now(c->loop);
     }
@@ -307,15 +309,15 @@ static void ack_upto(sim_client *c, uint64_t acked)
 
 static int handle_ack(sim_client *c, uint64_t acked)
 {
-    if (acked >= c->next_seq) {
-        /* The server knows batches this client never made: the agent id was
+    if (acked > c->max_written) {
+        /* The server holds batches this agent never wrote: the agent id was
          * used before (by an earlier run). Our batches would be dropped as
          * duplicates, so stop rather than report them as stored. */
         char why[256];
         snprintf(why, sizeof why,
-                 "server already holds seq %llu for this agent id, this run only reached %llu "
-                 "(agent id reused? pick a fresh --agent-prefix)",
-                 (unsigned long long)acked, (unsigned long long)(c->next_seq - 1));
+                 "server already holds seq %llu for this agent id, but only seqs up to %llu "
+                 "were sent (agent id reused? pick a fresh --agent-prefix)",
+                 (unsigned long long)acked, (unsigned long long)c->max_written);
         fail(c, why);
         return 1;
     }
@@ -523,7 +525,8 @@ sim_client *sim_client_new(uv_loop_t *loop, const struct sockaddr *server,
     if (cbs) c->cbs = *cbs;
     c->user = user;
     c->next_seq = first_seq ? first_seq : 1;
-    c->acked_seq = c->next_seq - 1;
+    /* Seqs below first_seq were written by this agent id's earlier clients. */
+    c->acked_seq = c->max_written = c->next_seq - 1;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->rng = (uint32_t)(uintptr_t)c ^ (uint32_t)uv_hrtime() ^ 0x9e3779b9u;
     if (!c->rng) c->rng = 1;

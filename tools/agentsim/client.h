@@ -20,10 +20,11 @@
  * would repeat on every reconnect (bad hello, seq gap/regression, bad or
  * unknown event, too many events, frame too large, decode error, superseded)
  * stop the client for good (`failed`); the others (timeouts, shutting down)
- * and lost connections lead to a reconnect. A server that already holds a
- * higher seq for this agent id than this client ever assigned (an agent id
- * reused across runs) is also fatal: resending would be silently dropped as
- * duplicates.
+ * and lost connections lead to a reconnect. An Ack above the highest seq
+ * ever written for this agent id (first_seq - 1 before the first write) is
+ * also fatal: the server holds batches this agent never sent, i.e. the agent
+ * id was used before (an earlier run), and new batches would be silently
+ * dropped as duplicates.
  *
  * Threads: everything, callbacks included, runs on the loop thread of `loop`.
  * Ownership: the client copies the Hello strings; sim_client_close() releases
