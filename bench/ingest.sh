@@ -28,7 +28,8 @@ fi
 cmake --build "$build" --target chainwatchd agentsim >/dev/null
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 work=$(mktemp -d /tmp/cw-bench.XXXXXX)
@@ -111,7 +112,9 @@ if [ -s "$work/load.err" ]; then
   tail -5 "$work/load.err"
 fi
 echo "== cpu"
-echo "server_cpu_s=$(awk -v a="$server_cpu_before" -v b="$server_cpu_after" 'BEGIN { printf "%.2f", b - a }')"
+server_cpu=$(awk -v a="$server_cpu_before" -v b="$server_cpu_after" \
+  'BEGIN { printf "%.2f", b - a }')
+echo "server_cpu_s=$server_cpu"
 echo "agentsim_cpu_s=$(sed -n 's/^cpu_s=//p' "$work/load.out")"
 
 kill -TERM "$server_pid"

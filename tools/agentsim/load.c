@@ -18,8 +18,10 @@
  * Ack latency is measured per batch from its first write to the Ack that
  * covers it (uv_hrtime, so across reconnects it includes the outage).
  *
- * Threads: one loop on the main thread (see bench/ingest.sh for why one is
- * enough: the generator costs a fraction of the server's work per event).
+ * Threads: one loop on the main thread. That is enough: measured with
+ * bench/ingest.sh (Release, 2 vCPUs, 100 agents, --rate 0) the generator
+ * needs ~0.45 us of CPU per event, a third of what chainwatchd spends, and
+ * the run was bound by the machine's two cores, not by this loop.
  */
 #include <errno.h>
 #include <getopt.h>
