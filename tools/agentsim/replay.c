@@ -473,7 +473,8 @@ static void usage(FILE *f)
             "                      of another host or an audit POST goes out\n"
             "  --timeout S         how long to wait for acks before giving up (default 60)\n"
             "  --agent-prefix P    agent id = P + host (default \"sim-<pid>-<time>-\", unique\n"
-            "                      per run; '' makes the agent id the host name)\n"
+            "                      per run; '' makes the agent id the host name). A host in\n"
+            "                      several files keeps its agent id and its seqs go on\n"
             "  --ack-log FILE      write one line per acked batch: \"<agent_id> <seq> <count>\",\n"
             "                      i.e. events <agent_id>:<seq>:0 .. <agent_id>:<seq>:<count-1>\n"
             "                      are stored\n"
@@ -481,7 +482,8 @@ static void usage(FILE *f)
             "\n"
             "Prints \"replayed F files: E events (A audit) to H hosts; acked X/Y batches\".\n"
             "Exit status: 0 when every batch was acked and every POST got a 2xx answer,\n"
-            "1 otherwise, 2 on bad arguments or an invalid scenario file.\n");
+            "1 otherwise, 2 on bad arguments or an invalid scenario file. A failed POST is\n"
+            "retried 4 times (after 0.25, 0.5, 1, 2 s) before the replay stops.\n");
 }
 
 int sim_replay_main(int argc, char **argv)
