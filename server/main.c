@@ -66,6 +66,13 @@ int main(int argc, char **argv)
     enum cw_log_level level;
     if (cw_log_parse_level(cfg.log_level, &level) == 0) cw_log_set_level(level);
 
+    /* --check-config checks without touching a running server's data dir
+     * or ports: the config was validated above. */
+    if (cfg.check_config) {
+        printf("chainwatchd: configuration OK\n");
+        return 0;
+    }
+
     if (mkdir_p(cfg.data_dir) < 0) {
         fprintf(stderr, "chainwatchd: data dir %s: %s\n", cfg.data_dir, strerror(errno));
         return 1;
@@ -89,12 +96,6 @@ int main(int argc, char **argv)
     if (cw_pipeline_create(&pipeline, &cfg, spool, err, sizeof err) < 0) goto fail;
     if (cw_ingest_create(&ingest, &cfg, spool, &reg, err, sizeof err) < 0) goto fail;
     if (cw_http_create(&http, &cfg, spool, err, sizeof err) < 0) goto fail;
-
-    if (cfg.check_config) {
-        printf("chainwatchd: configuration OK\n");
-        status = 0;
-        goto done;
-    }
 
     if (cw_spool_start(spool) < 0 || cw_pipeline_start(pipeline, err, sizeof err) < 0 ||
         cw_ingest_start(ingest) < 0 || cw_http_start(http, err, sizeof err) < 0) {
