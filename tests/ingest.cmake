@@ -7,3 +7,9 @@ if(CW_FUZZ)
   target_link_options(fuzz_frame PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_frame PRIVATE cw_core)
 endif()
+if(CW_FUZZ)
+  # Replays the committed seeds plus a bounded number of fresh mutations.
+  # -seed_inputs (not a corpus dir) so nothing is written into the sources.
+  add_test(NAME fuzz_frame_smoke COMMAND fuzz_frame -runs=20000 -seed=1
+    -seed_inputs=${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/frame/hello_batch,${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/frame/heartbeat)
+endif()

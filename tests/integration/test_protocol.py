@@ -215,6 +215,28 @@ class ProtocolTest(unittest.TestCase):
         bad.close()
 
 
+class IdleTest(unittest.TestCase):
+    def test_idle_agent_is_disconnected_and_counted(self):
+        with Server(extra=["--set", "ingest.handshake_timeout_ms=500",
+                           "--set", "ingest.idle_timeout_ms=1500"]) as srv:
+            a = Agent(srv)
+            a.send(hello("idle-agent"))
+            a.expect_ack(0)
+            srv.wait_metric("chainwatch_agents_connected", 1)
+            # Heartbeats keep it alive past the idle timeout...
+            for _ in range(4):
+                time.sleep(0.5)
+                a.send(heartbeat())
+                self.assertEqual(a.recv()[0], "heartbeat")
+            # ...silence does not.
+            kind, v = a.recv()
+            self.assertEqual((kind, v[0]), ("error", 10))
+            self.assertEqual(a.recv(), ("closed", None))
+            a.close()
+            srv.wait_metric('chainwatch_frames_rejected_total{reason="idle_timeout"}', 1)
+            srv.wait_metric("chainwatch_agents_connected", 0)
+
+
 class RestartTest(unittest.TestCase):
     def test_high_water_mark_survives_kill9(self):
         srv = Server().start()
