@@ -109,9 +109,7 @@ static const struct cw_config_entry table[] = {
 /* Longest key or flag name handled; every real one is far shorter. */
 #define KEY_MAX 64
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int cw_config_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -232,14 +230,14 @@ static int check_string(const struct cw_config_entry *e, const char *s, char *er
     char sh[80];
     enum cw_log_level lvl;
     if (e->type == T_ADDR && cw_config_parse_addr(s, NULL) != 0)
-        return fail(err, errlen,
+        return cw_config_fail(err, errlen,
                     "%s: %s is not HOST:PORT or [V6]:PORT with a literal IP and port 1-65535",
                     e->name, cw_config_shown(s, strlen(s), sh, sizeof sh));
     if (e->type == T_LEVEL && cw_log_parse_level(s, &lvl) != 0)
-        return fail(err, errlen, "%s: %s is not one of debug, info, warn, error", e->name,
+        return cw_config_fail(err, errlen, "%s: %s is not one of debug, info, warn, error", e->name,
                     cw_config_shown(s, strlen(s), sh, sizeof sh));
     if (e->type == T_LABELS && !labels_ok(s))
-        return fail(err, errlen,
+        return cw_config_fail(err, errlen,
                     "%s: %s is not a comma-separated list of label keys "
                     "(letters, digits, '.', '_', '-', '/')",
                     e->name, cw_config_shown(s, strlen(s), sh, sizeof sh));
@@ -256,7 +254,7 @@ static int check_range(const struct cw_config_entry *e, const char *key, bool ne
     if (e->type == T_INT || e->type == T_BOOL) wide = INT32_MAX;
     if (hi > wide) hi = wide;
     if (neg || v < e->min || v > hi)
-        return fail(err, errlen, "%s: %s%s is out of range [%s, %s]", key, neg ? "-" : "",
+        return cw_config_fail(err, errlen, "%s: %s%s is out of range [%s, %s]", key, neg ? "-" : "",
                     fmt_num(e->type, v, x, sizeof x), fmt_num(e->type, e->min, a, sizeof a),
                     fmt_num(e->type, hi, b, sizeof b));
     return 0;
@@ -303,11 +301,11 @@ static int set_value(cw_config *c, const struct cw_config_entry *e, const char *
                      size_t len, char *err, size_t errlen)
 {
     char sh[80];
-    if (memchr(v, '\0', len)) return fail(err, errlen, "%s: value contains a NUL byte", key);
+    if (memchr(v, '\0', len)) return cw_config_fail(err, errlen, "%s: value contains a NUL byte", key);
     if (!is_numeric(e->type)) {
         char tmp[CW_PATH_MAX]; /* checked before the field is touched */
         if (len >= e->size || len >= sizeof tmp)
-            return fail(err, errlen, "%s: value is too long (%zu bytes, at most %zu)", key, len,
+            return cw_config_fail(err, errlen, "%s: value is too long (%zu bytes, at most %zu)", key, len,
                         e->size - 1);
         memcpy(tmp, v, len);
         tmp[len] = '\0';
@@ -320,13 +318,13 @@ static int set_value(cw_config *c, const struct cw_config_entry *e, const char *
     }
     bool neg = false;
     uint64_t n;
-    if (len == 0) return fail(err, errlen, "%s: needs a value", key);
+    if (len == 0) return cw_config_fail(err, errlen, "%s: needs a value", key);
     if (e->type == T_BOOL) {
         if (parse_bool(v, len, &n) != 0)
-            return fail(err, errlen, "%s: %s is not true or false", key,
+            return cw_config_fail(err, errlen, "%s: %s is not true or false", key,
                         cw_config_shown(v, len, sh, sizeof sh));
     } else if (parse_num(v, len, e->type == T_SIZE, &neg, &n) != 0) {
-        return fail(err, errlen, "%s: %s is not a number%s", key,
+        return cw_config_fail(err, errlen, "%s: %s is not a number%s", key,
                     cw_config_shown(v, len, sh, sizeof sh),
                     e->type == T_SIZE ? " (bytes, optionally with KiB/MiB/GiB/TiB)" : "");
     }
@@ -367,7 +365,7 @@ int cw_config_set(cw_config *c, const char *key, const char *value, char *err, s
     char sh[80];
     const struct cw_config_entry *e = cw_config_find_entry(key);
     if (!e)
-        return fail(err, errlen, "unknown key '%s'",
+        return cw_config_fail(err, errlen, "unknown key '%s'",
                     cw_config_shown(key, strlen(key), sh, sizeof sh));
     return set_value(c, e, e->name, value, strlen(value), err, errlen);
 }
@@ -434,14 +432,14 @@ static void dir_of(const char *path, char *out, size_t outlen)
 static int check_paths(const cw_config *c, char *err, size_t errlen)
 {
     struct stat st;
-    if (c->data_dir[0] == '\0') return fail(err, errlen, "data_dir: must not be empty");
+    if (c->data_dir[0] == '\0') return cw_config_fail(err, errlen, "data_dir: must not be empty");
     if (stat(c->data_dir, &st) == 0 && !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "data_dir: %s is not a directory", c->data_dir);
+        return cw_config_fail(err, errlen, "data_dir: %s is not a directory", c->data_dir);
     if (c->rules_dir[0] != '\0') {
         if (stat(c->rules_dir, &st) != 0)
-            return fail(err, errlen, "rules: %s: %s", c->rules_dir, strerror(errno));
+            return cw_config_fail(err, errlen, "rules: %s: %s", c->rules_dir, strerror(errno));
         if (!S_ISDIR(st.st_mode))
-            return fail(err, errlen, "rules: %s is not a directory", c->rules_dir);
+            return cw_config_fail(err, errlen, "rules: %s is not a directory", c->rules_dir);
     }
     const struct {
         const char *key, *path;
@@ -452,10 +450,10 @@ static int check_paths(const cw_config *c, char *err, size_t errlen)
         char dir[CW_PATH_MAX];
         if (outs[i].path[0] == '\0') continue;
         if (stat(outs[i].path, &st) == 0 && S_ISDIR(st.st_mode))
-            return fail(err, errlen, "%s: %s is a directory", outs[i].key, outs[i].path);
+            return cw_config_fail(err, errlen, "%s: %s is a directory", outs[i].key, outs[i].path);
         dir_of(outs[i].path, dir, sizeof dir);
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-            return fail(err, errlen, "%s: directory %s does not exist", outs[i].key, dir);
+            return cw_config_fail(err, errlen, "%s: directory %s does not exist", outs[i].key, dir);
     }
     return 0;
 }
@@ -472,7 +470,7 @@ int cw_config_validate(const cw_config *c, char *err, size_t errlen)
             uint64_t v = load_num(c, e, &neg);
             if (check_range(e, key, neg, v, err, errlen) != 0) return -1;
         } else if (!memchr(s, '\0', e->size)) {
-            return fail(err, errlen, "%s: not NUL-terminated", key);
+            return cw_config_fail(err, errlen, "%s: not NUL-terminated", key);
         } else if (check_string(e, s, err, errlen) != 0) {
             return -1;
         }
@@ -490,7 +488,7 @@ int cw_config_validate(const cw_config *c, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         uint64_t a = num_of(c, order[i].small), b = num_of(c, order[i].big);
         if (a > b || (order[i].strict && a == b))
-            return fail(err, errlen, "%s (%llu) must be %s %s (%llu)", order[i].small,
+            return cw_config_fail(err, errlen, "%s (%llu) must be %s %s (%llu)", order[i].small,
                         (unsigned long long)a, order[i].strict ? "less than" : "at most",
                         order[i].big, (unsigned long long)b);
     }
@@ -517,7 +515,7 @@ static int next_flag(int argc, char **argv, int *i, struct flag *f, char *err, s
     memset(f, 0, sizeof *f);
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return f->kind = FL_HELP, 0;
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
-        return fail(err, errlen, "unexpected argument '%s' (see --help)",
+        return cw_config_fail(err, errlen, "unexpected argument '%s' (see --help)",
                     cw_config_shown(a, strlen(a), sh, sizeof sh));
     const char *eq = strchr(a, '=');
     size_t n = eq ? (size_t)(eq - a) : strlen(a);
@@ -534,21 +532,21 @@ static int next_flag(int argc, char **argv, int *i, struct flag *f, char *err, s
                 memcmp(table[k].flag, a + 2, n - 2) == 0)
                 f->e = &table[k];
         if (!f->e)
-            return fail(err, errlen, "unknown flag '%s' (see --help)",
+            return cw_config_fail(err, errlen, "unknown flag '%s' (see --help)",
                         cw_config_shown(a, n, sh, sizeof sh));
         f->kind = FL_ENTRY;
         takes_value = f->e->metavar != NULL;
     }
     if (eq) {
         if (!takes_value && f->kind != FL_ENTRY)
-            return fail(err, errlen, "%s takes no value", f->name);
+            return cw_config_fail(err, errlen, "%s takes no value", f->name);
         f->value = eq + 1;
     } else if (!takes_value) {
         f->value = "true"; /* a switch: --check-config */
     } else if (*i < argc) {
         f->value = argv[(*i)++];
     } else {
-        return fail(err, errlen, "%s needs a value", f->name);
+        return cw_config_fail(err, errlen, "%s needs a value", f->name);
     }
     return 0;
 }
@@ -558,7 +556,7 @@ static int apply_flag(cw_config *c, const struct flag *f, char *err, size_t errl
     char msg[512], sh[80];
     if (f->kind == FL_SET) {
         const char *eq = strchr(f->value, '=');
-        if (!eq) return fail(err, errlen, "--set: expected KEY=VALUE, got '%s'",
+        if (!eq) return cw_config_fail(err, errlen, "--set: expected KEY=VALUE, got '%s'",
                              cw_config_shown(f->value, strlen(f->value), sh, sizeof sh));
         char key[KEY_MAX];
         size_t klen = (size_t)(eq - f->value);
@@ -569,14 +567,14 @@ static int apply_flag(cw_config *c, const struct flag *f, char *err, size_t errl
             e = cw_config_find_entry(key);
         }
         if (!e)
-            return fail(err, errlen, "--set: unknown key '%s' (see --help)",
+            return cw_config_fail(err, errlen, "--set: unknown key '%s' (see --help)",
                         cw_config_shown(f->value, klen, sh, sizeof sh));
         if (set_value(c, e, e->name, eq + 1, strlen(eq + 1), msg, sizeof msg) != 0)
-            return fail(err, errlen, "--set: %s", msg);
+            return cw_config_fail(err, errlen, "--set: %s", msg);
         return 0;
     }
     if (set_value(c, f->e, f->name, f->value, strlen(f->value), msg, sizeof msg) != 0)
-        return fail(err, errlen, "%s", msg);
+        return cw_config_fail(err, errlen, "%s", msg);
     return 0;
 }
 

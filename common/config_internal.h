@@ -28,6 +28,10 @@ bool cw_config_entry_is_text(const struct cw_config_entry *e);
 int cw_config_set_entry(cw_config *c, const struct cw_config_entry *e, const char *v, size_t len,
                         char *err, size_t errlen);
 
+/* Formats a message into err (when errlen > 0) and returns -1. */
+int cw_config_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Copies hostile text into out as a short, printable string for messages. */
 const char *cw_config_shown(const char *v, size_t len, char *out, size_t outlen);
 

@@ -27,16 +27,6 @@
 /* Distinct keys and sections one file can name; unknown ones are errors. */
 #define SEEN_MAX 128
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen > 0) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 struct yl {
     yaml_parser_t p;
@@ -63,12 +53,12 @@ static int next_event(struct yl *y)
     if (yaml_parser_parse(&y->p, &y->ev)) {
         y->have_ev = true;
         if (y->ev.type == YAML_ALIAS_EVENT)
-            return fail(y->err, y->errlen, "%s:%zu: aliases are not supported", y->name,
+            return cw_config_fail(y->err, y->errlen, "%s:%zu: aliases are not supported", y->name,
                         ev_line(y));
         return 0;
     }
     if (y->p.error == YAML_MEMORY_ERROR)
-        return fail(y->err, y->errlen, "%s: out of memory", y->name);
+        return cw_config_fail(y->err, y->errlen, "%s: out of memory", y->name);
     size_t line = y->p.problem_mark.line + 1;
     if (y->p.error == YAML_READER_ERROR) { /* no mark: count lines up to the offset */
         line = 1;
@@ -76,7 +66,7 @@ static int next_event(struct yl *y)
             line += y->buf[i] == '\n';
     }
     const char *ctx = y->p.context ? y->p.context : "";
-    return fail(y->err, y->errlen, "%s:%zu: %s%s%s%s", y->name, line,
+    return cw_config_fail(y->err, y->errlen, "%s:%zu: %s%s%s%s", y->name, line,
                 y->p.problem ? y->p.problem : "invalid YAML", *ctx ? " (" : "", ctx,
                 *ctx ? ")" : "");
 }
@@ -93,7 +83,7 @@ static bool ev_is_null(const yaml_event_t *ev)
 static int yaml_leaf(struct yl *y, const struct cw_config_entry *e, const char *path)
 {
     if (y->ev.type != YAML_SCALAR_EVENT)
-        return fail(y->err, y->errlen, "%s:%zu: %s: expected a single value, not a %s", y->name,
+        return cw_config_fail(y->err, y->errlen, "%s:%zu: %s: expected a single value, not a %s", y->name,
                     ev_line(y), path,
                     y->ev.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping");
     const char *v = (const char *)y->ev.data.scalar.value;
@@ -101,7 +91,7 @@ static int yaml_leaf(struct yl *y, const struct cw_config_entry *e, const char *
     if (cw_config_entry_is_text(e) && ev_is_null(&y->ev)) len = 0; /* `events_out:` means off */
     char msg[512];
     if (cw_config_set_entry(y->c, e, v, len, msg, sizeof msg) != 0)
-        return fail(y->err, y->errlen, "%s:%zu: %s", y->name, ev_line(y), msg);
+        return cw_config_fail(y->err, y->errlen, "%s:%zu: %s", y->name, ev_line(y), msg);
     return 0;
 }
 
@@ -112,7 +102,7 @@ static int yaml_map(struct yl *y, const char *prefix)
         if (next_event(y) != 0) return -1;
         if (y->ev.type == YAML_MAPPING_END_EVENT) return 0;
         if (y->ev.type != YAML_SCALAR_EVENT)
-            return fail(y->err, y->errlen, "%s:%zu: expected a key", y->name, ev_line(y));
+            return cw_config_fail(y->err, y->errlen, "%s:%zu: expected a key", y->name, ev_line(y));
         const char *k = (const char *)y->ev.data.scalar.value;
         size_t klen = y->ev.data.scalar.length;
         size_t line = ev_line(y);
@@ -128,11 +118,11 @@ static int yaml_map(struct yl *y, const char *prefix)
             char full[KEY_MAX + 90];
             snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "",
                      cw_config_shown(k, klen, sh, sizeof sh));
-            return fail(y->err, y->errlen, "%s:%zu: unknown key '%s'", y->name, line, full);
+            return cw_config_fail(y->err, y->errlen, "%s:%zu: unknown key '%s'", y->name, line, full);
         }
         for (size_t i = 0; i < y->nseen; i++)
             if (strcmp(y->seen[i], path) == 0)
-                return fail(y->err, y->errlen, "%s:%zu: duplicate key '%s'", y->name, line, path);
+                return cw_config_fail(y->err, y->errlen, "%s:%zu: duplicate key '%s'", y->name, line, path);
         if (y->nseen < sizeof y->seen / sizeof y->seen[0]) strcpy(y->seen[y->nseen++], path);
         if (next_event(y) != 0) return -1;
         if (e) {
@@ -140,7 +130,7 @@ static int yaml_map(struct yl *y, const char *prefix)
         } else if (y->ev.type == YAML_MAPPING_START_EVENT) {
             if (yaml_map(y, path) != 0) return -1;
         } else if (!ev_is_null(&y->ev)) { /* `ingest:` alone is an empty section */
-            return fail(y->err, y->errlen, "%s:%zu: '%s' is a section: expected keys under it",
+            return cw_config_fail(y->err, y->errlen, "%s:%zu: '%s' is a section: expected keys under it",
                         y->name, ev_line(y), path);
         }
     }
@@ -155,13 +145,13 @@ static int yaml_stream(struct yl *y)
     if (y->ev.type == YAML_MAPPING_START_EVENT) {
         if (yaml_map(y, "") != 0) return -1;
     } else if (!ev_is_null(&y->ev)) {
-        return fail(y->err, y->errlen, "%s:%zu: expected a mapping of keys at the top level",
+        return cw_config_fail(y->err, y->errlen, "%s:%zu: expected a mapping of keys at the top level",
                     y->name, ev_line(y));
     }
     if (next_event(y) != 0) return -1; /* DOCUMENT_END */
     if (next_event(y) != 0) return -1;
     if (y->ev.type != YAML_STREAM_END_EVENT)
-        return fail(y->err, y->errlen, "%s:%zu: only one YAML document is allowed", y->name,
+        return cw_config_fail(y->err, y->errlen, "%s:%zu: only one YAML document is allowed", y->name,
                     ev_line(y));
     return 0;
 }
@@ -170,13 +160,13 @@ int cw_config_load_yaml_buffer(cw_config *c, const char *name, const char *buf, 
                                char *err, size_t errlen)
 {
     if (len > CW_CONFIG_FILE_MAX)
-        return fail(err, errlen, "%s: larger than %u bytes", name, CW_CONFIG_FILE_MAX);
+        return cw_config_fail(err, errlen, "%s: larger than %u bytes", name, CW_CONFIG_FILE_MAX);
     struct yl *y = calloc(1, sizeof *y);
-    if (!y) return fail(err, errlen, "%s: out of memory", name);
+    if (!y) return cw_config_fail(err, errlen, "%s: out of memory", name);
     y->name = name, y->buf = buf, y->len = len, y->c = c, y->err = err, y->errlen = errlen;
     int rc = -1;
     if (!yaml_parser_initialize(&y->p)) {
-        fail(err, errlen, "%s: out of memory", name);
+        cw_config_fail(err, errlen, "%s: out of memory", name);
     } else {
         yaml_parser_set_input_string(&y->p, (const unsigned char *)buf, len);
         rc = yaml_stream(y);
@@ -190,17 +180,17 @@ int cw_config_load_yaml_buffer(cw_config *c, const char *name, const char *buf, 
 int cw_config_load_file(cw_config *c, const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd < 0) return cw_config_fail(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return cw_config_fail(err, errlen, "%s: not a regular file", path);
     }
     /* Read one byte past the limit: the file may have grown since fstat. */
     char *buf = malloc(CW_CONFIG_FILE_MAX + 1);
     if (!buf) {
         close(fd);
-        return fail(err, errlen, "%s: out of memory", path);
+        return cw_config_fail(err, errlen, "%s: out of memory", path);
     }
     size_t len = 0;
     while (len < CW_CONFIG_FILE_MAX + 1) {
@@ -210,7 +200,7 @@ int cw_config_load_file(cw_config *c, const char *path, char *err, size_t errlen
             int e = errno;
             close(fd);
             free(buf);
-            return fail(err, errlen, "%s: %s", path, strerror(e));
+            return cw_config_fail(err, errlen, "%s: %s", path, strerror(e));
         }
         if (r == 0) break;
         len += (size_t)r;

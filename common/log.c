@@ -47,3 +47,22 @@ void cw_log(enum cw_log_level level, const char *module, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+void cw_vlog_limited(cw_log_limit *l, uint64_t now_ms, enum cw_log_level level,
+                     const char *module, const char *fmt, va_list ap)
+{
+    if (l->logged && now_ms - l->last_ms < 1000) {
+        l->suppressed++;
+        return;
+    }
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (l->suppressed)
+        cw_log(level, module, "%s (%llu similar suppressed)", msg,
+               (unsigned long long)l->suppressed);
+    else
+        cw_log(level, module, "%s", msg);
+    l->logged = 1;
+    l->last_ms = now_ms;
+    l->suppressed = 0;
+}

@@ -54,10 +54,7 @@ struct cw_audit_intake {
     cw_audit_req *park_head, *park_tail;
     size_t n_parked;
     int stopping;
-    struct {
-        int logged;
-        uint64_t last_ms, suppressed;
-    } rl[RL__COUNT];
+    cw_log_limit rl[RL__COUNT];
 };
 
 /* Logs at most one line per second per reason: a misbehaving client must not
@@ -66,24 +63,10 @@ static void rl_log(cw_audit_intake *in, int which, enum cw_log_level lvl, const 
     __attribute__((format(printf, 4, 5)));
 static void rl_log(cw_audit_intake *in, int which, enum cw_log_level lvl, const char *fmt, ...)
 {
-    uint64_t now = uv_now(in->o.loop);
-    if (in->rl[which].logged && now - in->rl[which].last_ms < 1000) {
-        in->rl[which].suppressed++;
-        return;
-    }
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cw_vlog_limited(&in->rl[which], uv_now(in->o.loop), lvl, "audit", fmt, ap);
     va_end(ap);
-    if (in->rl[which].suppressed)
-        cw_log(lvl, "audit", "%s (%llu similar suppressed)", msg,
-               (unsigned long long)in->rl[which].suppressed);
-    else
-        cw_log(lvl, "audit", "%s", msg);
-    in->rl[which].logged = 1;
-    in->rl[which].last_ms = now;
-    in->rl[which].suppressed = 0;
 }
 
 static void respond_error(cw_audit_intake *in, void *conn, int status, const char *why)

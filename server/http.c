@@ -116,10 +116,7 @@ struct cw_http {
     size_t nconn;
     cw_linger_set lingers;
     int stopping, conns_shut;
-    struct {
-        int logged;
-        uint64_t last_ms, suppressed;
-    } rl[RL__COUNT];
+    cw_log_limit rl[RL__COUNT];
 };
 
 /* Loop thread. At most one line per second per reason. */
@@ -127,24 +124,10 @@ static void rl_warn(cw_http *h, int which, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void rl_warn(cw_http *h, int which, const char *fmt, ...)
 {
-    uint64_t now = uv_now(&h->loop);
-    if (h->rl[which].logged && now - h->rl[which].last_ms < 1000) {
-        h->rl[which].suppressed++;
-        return;
-    }
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cw_vlog_limited(&h->rl[which], uv_now(&h->loop), CW_LOG_WARN, "http", fmt, ap);
     va_end(ap);
-    if (h->rl[which].suppressed)
-        cw_warn("http", "%s (%llu similar suppressed)", msg,
-                (unsigned long long)h->rl[which].suppressed);
-    else
-        cw_warn("http", "%s", msg);
-    h->rl[which].logged = 1;
-    h->rl[which].last_ms = now;
-    h->rl[which].suppressed = 0;
 }
 
 /* ---- responses ------------------------------------------------------------ */
