@@ -117,6 +117,7 @@ struct cw_http {
     cw_linger_set lingers;
     int stopping, conns_shut;
     cw_log_limit rl[RL__COUNT];
+    cw_registry *reg; /* may be NULL (tests): /api/v1/agents is then 404 */
 };
 
 /* Loop thread. At most one line per second per reason. */
@@ -217,6 +218,17 @@ static void serve_metrics(h2o_req_t *req)
     cw_buf_free(&b);
 }
 
+static void serve_agents(cw_http *h, h2o_req_t *req)
+{
+    cw_buf b;
+    cw_buf_init(&b, 0);
+    if (cw_registry_to_json(h->reg, &b) == 0)
+        send_response(req, 200, "application/json", (char *)b.data, b.len);
+    else
+        send_text(req, 500, "agents unavailable\n");
+    cw_buf_free(&b);
+}
+
 static void serve_audit(cw_http *h, h2o_req_t *req, const char *cluster, size_t cluster_len)
 {
     if (!iov_is(req->method, "POST")) {
@@ -267,6 +279,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             send_text(req, 200, "ok\n");
         else
             serve_metrics(req);
+        return 0;
+    }
+    if (h->reg && iov_is(p, "/api/v1/agents")) {
+        if (!method_is_get(req))
+            send_405(req, "GET, HEAD");
+        else
+            serve_agents(h, req);
         return 0;
     }
     send_text(req, 404, "not found\n");
@@ -568,8 +587,8 @@ static int setup_h2o(cw_http *h)
     return 0;
 }
 
-int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, char *err,
-                   size_t errlen)
+int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, cw_registry *reg,
+                   char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     *out = NULL;
@@ -581,6 +600,7 @@ int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, char *e
     *out = h;
     h->cfg = *cfg;
     h->spool = spool;
+    h->reg = reg;
     pthread_mutex_init(&h->post_lock, NULL);
     uint64_t body_max = cfg->http_max_body_bytes ? cfg->http_max_body_bytes : 1;
     uint64_t conns = CW_HTTP_BODY_MEMORY / body_max;

@@ -5,6 +5,8 @@
  * Routes
  *   GET  /healthz                    200 "ok\n"
  *   GET  /metrics                    200 Prometheus text (cw_metrics_render)
+ *   GET  /api/v1/agents              200 JSON array: every known agent, its
+ *        identity from Hello, connected or not, last seen, acked seq, events
  *   POST /api/v1/k8s-audit/{cluster} an audit.k8s.io Event or EventList;
  *        200 {"accepted":N,"duplicates":M,"invalid":K} once every accepted
  *        event is durable in the spool (CW_REC_AUDIT, key = cluster);
@@ -58,6 +60,7 @@
 #include <stddef.h>
 
 #include "common/config.h"
+#include "server/registry.h"
 #include "storage/spool.h"
 
 #define CW_HTTP_MAX_PARKED 64
@@ -71,7 +74,8 @@ typedef struct cw_http cw_http;
 /* Binds cfg->http_listen (HOST:PORT as cw_config_parse_addr takes it; port 0
  * picks a free port, for tests) and registers the space listener on `spool`.
  * Returns 0, or -1 with a message in err (then call cw_http_free). */
-int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, char *err,
+int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, cw_registry *reg,
+                   char *err,
                    size_t errlen);
 /* Starts the loop thread. Returns 0 or -1 with a message in err. */
 int cw_http_start(cw_http *h, char *err, size_t errlen);

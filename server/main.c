@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     cw_spool_foreach_hwm(spool, cw_registry_restore_hwm, &reg);
     if (cw_pipeline_create(&pipeline, &cfg, spool, err, sizeof err) < 0) goto fail;
     if (cw_ingest_create(&ingest, &cfg, spool, &reg, err, sizeof err) < 0) goto fail;
-    if (cw_http_create(&http, &cfg, spool, err, sizeof err) < 0) goto fail;
+    if (cw_http_create(&http, &cfg, spool, &reg, err, sizeof err) < 0) goto fail;
 
     if (cw_spool_start(spool) < 0 || cw_pipeline_start(pipeline, err, sizeof err) < 0 ||
         cw_ingest_start(ingest) < 0 || cw_http_start(http, err, sizeof err) < 0) {

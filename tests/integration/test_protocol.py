@@ -223,6 +223,11 @@ class IdleTest(unittest.TestCase):
             a.send(hello("idle-agent"))
             a.expect_ack(0)
             srv.wait_metric("chainwatch_agents_connected", 1)
+            status, body = srv.get("/api/v1/agents")
+            self.assertEqual(status, 200)
+            (agent,) = [x for x in __import__("json").loads(body) if x["agent_id"] == "idle-agent"]
+            self.assertTrue(agent["connected"])
+            self.assertEqual((agent["hostname"], agent["cloud"]), ("host-1", "aws"))
             # Heartbeats keep it alive past the idle timeout...
             for _ in range(4):
                 time.sleep(0.5)
@@ -235,6 +240,9 @@ class IdleTest(unittest.TestCase):
             a.close()
             srv.wait_metric('chainwatch_frames_rejected_total{reason="idle_timeout"}', 1)
             srv.wait_metric("chainwatch_agents_connected", 0)
+            (agent,) = [x for x in __import__("json").loads(srv.get("/api/v1/agents")[1])
+                        if x["agent_id"] == "idle-agent"]
+            self.assertFalse(agent["connected"], "the registry keeps disconnected agents")
 
 
 class RestartTest(unittest.TestCase):

@@ -140,7 +140,7 @@ static fixture *start_server(uint64_t max_body, uint64_t spool_max, uint64_t que
     snprintf(cfg.http_listen, sizeof(cfg.http_listen), "127.0.0.1:0");
     cfg.http_max_body_bytes = max_body;
     cfg.audit_dedupe_entries = 1000;
-    if (cw_http_create(&f->http, &cfg, f->spool, err, sizeof(err)) != 0)
+    if (cw_http_create(&f->http, &cfg, f->spool, NULL, err, sizeof(err)) != 0)
         fail_msg("http create: %s", err);
     assert_int_equal(cw_spool_start(f->spool), 0);
     if (cw_http_start(f->http, err, sizeof(err)) != 0)
@@ -640,7 +640,7 @@ static void busy_port_fails_create(void **state)
     snprintf(cfg.http_listen, sizeof(cfg.http_listen), "127.0.0.1:%d", f->port);
     cw_http *h2 = NULL;
     char err[256] = "";
-    assert_int_equal(cw_http_create(&h2, &cfg, f->spool, err, sizeof(err)), -1);
+    assert_int_equal(cw_http_create(&h2, &cfg, f->spool, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "address already in use"));
     cw_http_free(h2);
 }
