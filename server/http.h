@@ -75,8 +75,7 @@ typedef struct cw_http cw_http;
  * picks a free port, for tests) and registers the space listener on `spool`.
  * Returns 0, or -1 with a message in err (then call cw_http_free). */
 int cw_http_create(cw_http **out, const cw_config *cfg, cw_spool *spool, cw_registry *reg,
-                   char *err,
-                   size_t errlen);
+                   char *err, size_t errlen);
 /* Starts the loop thread. Returns 0 or -1 with a message in err. */
 int cw_http_start(cw_http *h, char *err, size_t errlen);
 /* The port actually bound. */
