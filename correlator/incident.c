@@ -322,7 +322,8 @@ static void advance(cw_incidents *in, int64_t t)
     cw_lru_node *n;
     while ((n = cw_lru_oldest(&in->entities))) {
         cw_inc_entity *e = cw_lru_entry(n, cw_inc_entity, node);
-        if (e->last_ns >= in->now_ns || abs_diff(in->now_ns, e->last_ns) <= (uint64_t)in->o.link_window_ns)
+        if (e->last_ns >= in->now_ns ||
+            abs_diff(in->now_ns, e->last_ns) <= (uint64_t)in->o.link_window_ns)
             break;
         entity_remove(in, e);
     }

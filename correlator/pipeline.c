@@ -349,7 +349,8 @@ static int load_detector(cw_pipeline *p, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
-    cw_warn("pipeline", "built without detection: rules in %s are not loaded", p->rules_dir);
+    cw_warn("pipeline", "built without the rule engine: rules in %s not loaded; detection is off",
+            p->rules_dir);
     return 0;
 }
 #endif

@@ -395,7 +395,8 @@ static void a_shared_entity_merges_two_incidents_into_the_older(void **state)
     json_t *inc = final(w, a);
     assert_string_equal(json_string_value(json_object_get(inc, "status")), "open");
     assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 3);
-    assert_true(has(inc, "hosts", "vm-1") && has(inc, "hosts", "vm-2") && has(inc, "hosts", "vm-3"));
+    assert_true(has(inc, "hosts", "vm-1") && has(inc, "hosts", "vm-2"));
+    assert_true(has(inc, "hosts", "vm-3"));
     assert_int_equal(json_array_size(json_object_get(inc, "timeline")), 3);
     assert_int_equal(count_incidents(w), 1);
     /* Later alerts of vm-2 land in the survivor. */
