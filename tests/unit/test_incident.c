@@ -603,6 +603,52 @@ static void ip_classes(void **state)
     assert_int_equal(ip_public("not-an-ip"), -1);
 }
 
+static double metric(const char *text, const char *series)
+{
+    const char *p = strstr(text, series);
+    assert_non_null(p);
+    return strtod(p + strlen(series), NULL);
+}
+
+/* Runs last: the rule table is process-wide. */
+static void metrics_count_alerts_and_bound_rule_labels(void **state)
+{
+    (void)state;
+    cw_buf b;
+    cw_buf_init(&b, 1u << 24);
+    assert_int_equal(cw_metrics_render(&b), 0);
+    cw_buf_append(&b, "", 1);
+    double med0 = metric((char *)b.data, "chainwatch_alerts_total{severity=\"medium\"} ");
+    double inc0 = metric((char *)b.data, "chainwatch_incidents_total{severity=\"medium\"} ");
+    world *w = world_new(NULL);
+    hello(w, "h", "", "172.31.5.14");
+    cw_event ev;
+    exec_ev(w, "h", "", "a", T0, &ev);
+    fire(w, &ev, &R_EXEC);
+    exec_ev(w, "h", "", "b", T0 + SEC, &ev);
+    fire(w, &ev, &R_EXEC);
+    world_free(w);
+    cw_metrics_alert_rule("quote\"and\\slash");
+    for (int i = 0; i < CW_METRICS_MAX_RULES + 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r-%d", i);
+        cw_metrics_alert_rule(id);
+    }
+    cw_buf_reset(&b);
+    assert_int_equal(cw_metrics_render(&b), 0);
+    cw_buf_append(&b, "", 1);
+    const char *t = (const char *)b.data;
+    assert_true(metric(t, "chainwatch_alerts_total{severity=\"medium\"} ") == med0 + 2);
+    assert_true(metric(t, "chainwatch_incidents_total{severity=\"medium\"} ") == inc0 + 1);
+    assert_true(metric(t, "chainwatch_alerts_by_rule_total{rule=\"t-exec\"} ") >= 2);
+    assert_non_null(strstr(t, "{rule=\"quote\\\"and\\\\slash\"}"));
+    assert_true(metric(t, "chainwatch_alerts_by_rule_total{rule=\"_other\"} ") >= 5);
+    size_t series = 0;
+    for (const char *p = t; (p = strstr(p, "chainwatch_alerts_by_rule_total{")); p++) series++;
+    assert_true(series <= CW_METRICS_MAX_RULES + 1);
+    cw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +664,7 @@ int main(void)
         cmocka_unit_test(windows_are_event_time),
         cmocka_unit_test(caps_bound_state),
         cmocka_unit_test(ip_classes),
+        cmocka_unit_test(metrics_count_alerts_and_bound_rule_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
