@@ -68,8 +68,11 @@ enum cw_corr_type { CW_CORR_NONE, CW_CORR_EVENT_COUNT, CW_CORR_VALUE_COUNT, CW_C
                     CW_CORR_TEMPORAL_ORDERED };
 enum cw_cmp { CW_CMP_NONE, CW_CMP_GT, CW_CMP_GTE, CW_CMP_LT, CW_CMP_LTE, CW_CMP_EQ };
 
+struct cw_crule;
+
 typedef struct cw_rule_ast {
     struct cw_rule_ast *next;
+    struct cw_crule *crule; /* set by rule_compile for detection rules */
     const char *file; /* display name, as in error messages */
     int line;         /* of the document start */
     cw_rule_meta meta;
