@@ -15,21 +15,11 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "correlator/enrich.h"
+#include "correlator/detect.h"
 #include "correlator/event.h"
 #include "correlator/incident.h"
 #include "storage/jsonl.h"
 
-/* Detection (correlator/detect.h) comes from another branch; until it is
- * merged the pipeline builds without it and raises no alerts. */
-#if defined(__has_include)
-#if __has_include("correlator/detect.h")
-#define CW_HAVE_DETECT 1
-#include "correlator/detect.h"
-#endif
-#endif
-#ifndef CW_HAVE_DETECT
-#define CW_HAVE_DETECT 0
-#endif
 
 /* Where rules are looked for when the configuration names no directory:
  * the installed set, else the source tree's (a developer build run in
@@ -56,9 +46,7 @@ struct cw_pipeline {
     cw_jsonl *events_out, *alerts_out, *incidents_out;
     cw_enrich *enrich;
     cw_incidents *incidents;
-#if CW_HAVE_DETECT
     cw_detector *detector; /* NULL: no rules directory, detection off */
-#endif
     char rules_dir[CW_PATH_MAX];
     cw_arena arena;
     cw_buf line;
@@ -110,28 +98,24 @@ static void write_event(cw_pipeline *p, const cw_event *ev)
     }
 }
 
-#if CW_HAVE_DETECT
 /* Pipeline thread (called from cw_detector_event): one rule match. */
 static void on_alert(const cw_alert *a, void *ud)
 {
     cw_pipeline *p = ud;
     cw_incidents_alert(p->incidents, a);
 }
-#endif
 
 /* Pipeline thread: hands one enriched event on: incident context, rules,
  * then events-out. */
 static void emit(cw_pipeline *p, const cw_event *ev)
 {
     cw_incidents_observe(p->incidents, ev);
-#if CW_HAVE_DETECT
     if (p->detector) {
         int64_t t0 = mono_ns();
         cw_detector_event(p->detector, ev, on_alert, p);
         cw_metric_add(cw_m.detect_ns_total, (uint64_t)(mono_ns() - t0));
         cw_metric_add(cw_m.detect_events_total, 1);
     }
-#endif
     /* Counted last: once pipeline_events_total covers an event, its alerts
      * and incident lines are written (buffered) too. */
     write_event(p, ev);
@@ -327,7 +311,6 @@ static int resolve_rules_dir(const cw_config *cfg, char *out, size_t size)
     return -1;
 }
 
-#if CW_HAVE_DETECT
 static int load_detector(cw_pipeline *p, char *err, size_t errlen)
 {
     char msg[768] = "";
@@ -341,23 +324,16 @@ static int load_detector(cw_pipeline *p, char *err, size_t errlen)
         snprintf(err, errlen, "pipeline: out of memory");
         return -1;
     }
-    cw_info("pipeline", "loaded %zu rules from %s", n, p->rules_dir);
+    if (n == 0)
+        cw_warn("pipeline", "no rules in %s: detection is off until a reload finds some",
+                p->rules_dir);
+    else
+        cw_info("pipeline", "loaded %zu rules from %s", n, p->rules_dir);
     return 0;
 }
-#else
-static int load_detector(cw_pipeline *p, char *err, size_t errlen)
-{
-    (void)err;
-    (void)errlen;
-    cw_warn("pipeline", "built without the rule engine: rules in %s not loaded; detection is off",
-            p->rules_dir);
-    return 0;
-}
-#endif
 
 int cw_pipeline_reload_rules(cw_pipeline *p, char *err, size_t errlen)
 {
-#if CW_HAVE_DETECT
     if (!p->detector) {
         snprintf(err, errlen, "detection is off (no rules directory)");
         return -1;
@@ -372,11 +348,6 @@ int cw_pipeline_reload_rules(cw_pipeline *p, char *err, size_t errlen)
     cw_detector_swap(p->detector, rs);
     cw_info("pipeline", "reloaded %zu rules from %s", n, p->rules_dir);
     return 0;
-#else
-    (void)p;
-    snprintf(err, errlen, "built without detection");
-    return -1;
-#endif
 }
 
 int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool, char *err,
@@ -454,9 +425,7 @@ void cw_pipeline_free(cw_pipeline *p)
     cw_jsonl_close(p->events_out);
     cw_jsonl_close(p->alerts_out);
     cw_jsonl_close(p->incidents_out);
-#if CW_HAVE_DETECT
     cw_detector_free(p->detector);
-#endif
     cw_incidents_free(p->incidents);
     cw_enrich_free(p->enrich);
     cw_arena_destroy(&p->arena);

@@ -116,12 +116,19 @@ def report(failures, alerts, incidents):
     return "\n".join(out)
 
 
+def server_args():
+    """Extra chainwatchd flags: --rules $CW_RULES when set (to try a rules
+    directory other than the built-in one)."""
+    rules = os.environ.get("CW_RULES")
+    return ["--rules", rules] if rules else []
+
+
 def run_scenario(path, extra=()):
     """Replays path into a fresh chainwatchd (cwtest.Server), waits until the
     pipeline has processed every event, stops the server (flushing its
     outputs) and returns (alerts, incidents, server)."""
     import cwtest
-    srv = cwtest.Server(extra=extra, events_out=False)
+    srv = cwtest.Server(extra=server_args() + list(extra), events_out=False)
     with srv:
         cwtest.run([cwtest.AGENTSIM, "replay", "--speed", "0",
                     "--server", "127.0.0.1:%d" % srv.agent_port,

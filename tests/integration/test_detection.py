@@ -9,8 +9,12 @@ import json
 import os
 import unittest
 
+import signal
+import tempfile
+import time
+
 import scenario_check
-from cwtest import SHARED, Server
+from cwtest import SHARED, Agent, Server, batch, hello, process_exec_event
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = sorted(glob.glob(os.path.join(SHARED, "scenarios", "*.jsonl"))
@@ -96,7 +100,7 @@ class CorpusDetectionTest(unittest.TestCase):
                     item = json.loads(f.read())
                 body = json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
                                    "items": [item]}).encode()
-                with Server(events_out=False) as srv:
+                with Server(extra=scenario_check.server_args(), events_out=False) as srv:
                     status, reply = srv.post("/api/v1/k8s-audit/lab", body)
                     self.assertEqual(status, 200, reply)
                     srv.wait_metric("chainwatch_pipeline_events_total", 1)
@@ -111,6 +115,57 @@ class CorpusDetectionTest(unittest.TestCase):
                 for a in alerts:
                     self.assertEqual(a["cluster"], "lab")
                     self.assertIn(a["severity"], scenario_check.SEVERITIES)
+
+
+RULE = """title: marker %(name)s
+id: t-marker-%(name)s
+level: medium
+logsource: {product: linux, category: process_exec}
+chainwatch: {tactic: execution, phase: mid}
+detection:
+  selection:
+    exe_name: marker-%(name)s
+  condition: selection
+"""
+
+
+class ReloadTest(unittest.TestCase):
+    def wait_log(self, srv, text, timeout=20):
+        deadline = time.time() + timeout
+        while text not in srv.logs():
+            self.assertLess(time.time(), deadline, "no %r in the log:\n%s" % (text, srv.logs()))
+            time.sleep(0.05)
+
+    def test_sighup_swaps_rules_and_a_bad_file_keeps_the_old_ones(self):
+        rules = tempfile.mkdtemp(prefix="cwrules-")
+        with open(os.path.join(rules, "a.yml"), "w") as f:
+            f.write(RULE % {"name": "a"})
+        with Server(extra=["--rules", rules], events_out=False) as srv:
+            agent = Agent(srv)
+            agent.send(hello("ag-reload", "host-r"))
+            agent.expect_ack(0)
+            now = time.time_ns()
+            agent.send(batch(1, [process_exec_event(now, exe="/usr/bin/marker-a")]))
+            agent.ack_at_least(1)
+            # A broken file: the reload fails and rule a stays.
+            with open(os.path.join(rules, "b.yml"), "w") as f:
+                f.write("title: [unclosed\n")
+            srv.proc.send_signal(signal.SIGHUP)
+            self.wait_log(srv, "rules not reloaded")
+            agent.send(batch(2, [process_exec_event(now + 1, exe="/usr/bin/marker-a")]))
+            agent.ack_at_least(2)
+            with open(os.path.join(rules, "b.yml"), "w") as f:
+                f.write(RULE % {"name": "b"})
+            srv.proc.send_signal(signal.SIGHUP)
+            self.wait_log(srv, "reloaded 2 rules")
+            agent.send(batch(3, [process_exec_event(now + 2, exe="/usr/bin/marker-b")]))
+            agent.ack_at_least(3)
+            srv.wait_metric("chainwatch_pipeline_events_total", 3)
+            agent.close()
+        alerts, _ = scenario_check.load_outputs(os.path.join(srv.tmp, "alerts.jsonl"),
+                                                os.path.join(srv.tmp, "incidents.jsonl"))
+        self.assertEqual([a["rule"] for a in alerts],
+                         ["t-marker-a", "t-marker-a", "t-marker-b"])
 
 
 if __name__ == "__main__":
