@@ -142,7 +142,7 @@ int cw_ruleset_load(cw_ruleset **out, const char *dir, char *err, size_t errlen)
     }
     closedir(d);
     if (rc < 0 && !err[0]) snprintf(err, errlen, "%s: out of memory", dir);
-    if (rc == 0) qsort(names, n, sizeof *names, cmp_str);
+    if (rc == 0 && n > 0) qsort(names, n, sizeof *names, cmp_str);
     cw_rule_ast **tail = rs ? &rs->list : NULL;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t pl = strlen(dir) + strlen(names[i]) + 2;
