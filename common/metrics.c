@@ -1,5 +1,7 @@
 #include "common/metrics.h"
 
+#include <string.h>
+
 cw_metrics cw_m;
 
 const char *const cw_reject_names[CW_REJ__COUNT] = {
@@ -30,6 +32,89 @@ static int header(cw_buf *o, const char *name, const char *type, const char *hel
 
 #define U(x) ((unsigned long long)cw_metric_get(x))
 #define S(x) ((long long)cw_metric_get(x))
+
+const char *const cw_severity_names[CW_METRIC_SEVERITIES] = {"info", "low", "medium", "high",
+                                                              "critical"};
+
+/* The alerts-by-rule table. The single writer fills a slot's id, then
+ * publishes it by raising `used` with release order; readers take `used`
+ * with acquire order and read only the slots below it, so they never see a
+ * half-written id. Slots are never reused. */
+typedef struct rule_slot {
+    char id[CW_METRICS_RULE_ID_MAX];
+    _Atomic uint64_t n;
+} rule_slot;
+static rule_slot rule_slots[CW_METRICS_MAX_RULES];
+static _Atomic size_t rule_slots_used;
+static _Atomic uint64_t rule_other;
+
+void cw_metrics_alert_rule(const char *id)
+{
+    if (!id) id = "";
+    size_t used = atomic_load_explicit(&rule_slots_used, memory_order_relaxed);
+    size_t len = strnlen(id, CW_METRICS_RULE_ID_MAX - 1);
+    for (size_t i = 0; i < used; i++) {
+        if (strncmp(rule_slots[i].id, id, len) == 0 && rule_slots[i].id[len] == 0) {
+            cw_metric_add(rule_slots[i].n, 1);
+            return;
+        }
+    }
+    if (used == CW_METRICS_MAX_RULES) {
+        cw_metric_add(rule_other, 1);
+        return;
+    }
+    memcpy(rule_slots[used].id, id, len);
+    rule_slots[used].id[len] = 0;
+    atomic_store_explicit(&rule_slots[used].n, 1, memory_order_relaxed);
+    atomic_store_explicit(&rule_slots_used, used + 1, memory_order_release);
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static int label_value(cw_buf *o, const char *s)
+{
+    int r = 0;
+    for (; *s && r == 0; s++) {
+        if (*s == '\\') r = cw_buf_printf(o, "\\\\");
+        else if (*s == '"') r = cw_buf_printf(o, "\\\"");
+        else if (*s == '\n') r = cw_buf_printf(o, "\\n");
+        else r = cw_buf_printf(o, "%c", *s);
+    }
+    return r;
+}
+
+static int render_detection(cw_buf *o)
+{
+    int r = 0;
+    r |= header(o, "chainwatch_alerts_total", "counter", "Alerts raised, by severity.");
+    for (int i = 0; i < CW_METRIC_SEVERITIES; i++)
+        r |= cw_buf_printf(o, "chainwatch_alerts_total{severity=\"%s\"} %llu\n",
+                           cw_severity_names[i], U(cw_m.alerts_total[i]));
+    r |= header(o, "chainwatch_incidents_total", "counter",
+                "Incidents opened, by the severity of the alert that opened them.");
+    for (int i = 0; i < CW_METRIC_SEVERITIES; i++)
+        r |= cw_buf_printf(o, "chainwatch_incidents_total{severity=\"%s\"} %llu\n",
+                           cw_severity_names[i], U(cw_m.incidents_total[i]));
+    r |= header(o, "chainwatch_detect_seconds_total", "counter",
+                "Time spent evaluating rules on events.");
+    uint64_t ns = cw_metric_get(cw_m.detect_ns_total);
+    r |= cw_buf_printf(o, "chainwatch_detect_seconds_total %llu.%09llu\n",
+                       (unsigned long long)(ns / 1000000000u),
+                       (unsigned long long)(ns % 1000000000u));
+    r |= header(o, "chainwatch_detect_events_total", "counter", "Events evaluated by the rules.");
+    r |= cw_buf_printf(o, "chainwatch_detect_events_total %llu\n", U(cw_m.detect_events_total));
+    r |= header(o, "chainwatch_alerts_by_rule_total", "counter",
+                "Alerts raised, by rule id (at most 2000 rules; the rest under _other).");
+    size_t used = atomic_load_explicit(&rule_slots_used, memory_order_acquire);
+    for (size_t i = 0; i < used; i++) {
+        r |= cw_buf_printf(o, "chainwatch_alerts_by_rule_total{rule=\"");
+        r |= label_value(o, rule_slots[i].id);
+        r |= cw_buf_printf(o, "\"} %llu\n", U(rule_slots[i].n));
+    }
+    r |= cw_buf_printf(o, "chainwatch_alerts_by_rule_total{rule=\"_other\"} %llu\n",
+                       U(rule_other));
+    return r;
+}
+
 
 int cw_metrics_render(cw_buf *o)
 {
@@ -99,5 +184,6 @@ int cw_metrics_render(cw_buf *o)
                 "Output lines lost to write errors.");
     r |= cw_buf_printf(o, "chainwatch_output_lines_dropped_total %llu\n",
                        U(cw_m.output_lines_dropped_total));
+    r |= render_detection(o);
     return r ? -1 : 0;
 }

@@ -43,6 +43,16 @@ enum cw_audit_reject {
 };
 extern const char *const cw_audit_reject_names[CW_AUDIT_REJ__COUNT];
 
+/* Severities, in the order of enum cw_severity (correlator/alert.h). */
+#define CW_METRIC_SEVERITIES 5
+extern const char *const cw_severity_names[CW_METRIC_SEVERITIES];
+
+/* Alerts by rule: rule ids come from our own rule files, not from peers, so
+ * they may be labels; still the table is capped, and alerts of rules beyond
+ * the cap are counted under rule="_other". */
+#define CW_METRICS_MAX_RULES 2000
+#define CW_METRICS_RULE_ID_MAX 128
+
 typedef struct cw_metrics {
     /* Events durably accepted into the spool, once each. */
     _Atomic uint64_t events_received[CW_SRC__COUNT];
@@ -73,6 +83,13 @@ typedef struct cw_metrics {
     /* Failed writes/fsyncs of JSON Lines outputs, and the lines they lost. */
     _Atomic uint64_t output_write_errors_total;
     _Atomic uint64_t output_lines_dropped_total;
+    /* Detection: alerts raised and incidents opened, by severity (index =
+     * enum cw_severity of correlator/alert.h: info, low, medium, high,
+     * critical); time spent in rule evaluation and the events evaluated. */
+    _Atomic uint64_t alerts_total[CW_METRIC_SEVERITIES];
+    _Atomic uint64_t incidents_total[CW_METRIC_SEVERITIES];
+    _Atomic uint64_t detect_ns_total;
+    _Atomic uint64_t detect_events_total;
 } cw_metrics;
 
 extern cw_metrics cw_m;
@@ -80,6 +97,11 @@ extern cw_metrics cw_m;
 #define cw_metric_add(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define cw_metric_set(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
 #define cw_metric_get(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* Counts one alert of rule `id` (truncated to CW_METRICS_RULE_ID_MAX - 1
+ * bytes). One writer only: the pipeline thread. Rendering may run on any
+ * thread at the same time. */
+void cw_metrics_alert_rule(const char *id);
 
 /* Appends the Prometheus text exposition of every metric to `out`. */
 int cw_metrics_render(cw_buf *out);

@@ -1,9 +1,18 @@
 /* pipeline: the stage after the spool. One plain thread reads durable
  * records through the spool reader "pipeline", decodes them, normalizes them
- * into cw_events, enriches them (correlator/enrich.h) and writes them to the
- * events-out JSON Lines file. Detection (a later stage) plugs in between
- * enrichment and output; alerts-out and incidents-out are opened (created
- * empty) now so their files exist from the start.
+ * into cw_events, enriches them (correlator/enrich.h), passes each to the
+ * incident stage's context (cw_incidents_observe) and the rules
+ * (correlator/detect.h), whose alerts become incidents
+ * (correlator/incident.h, written to alerts-out and incidents-out), and
+ * writes the event to the events-out JSON Lines file. An event is counted in
+ * pipeline_events_total only after all of that, so a test that sees the
+ * count can stop the server and read complete outputs.
+ *
+ * Rules come from cfg->rules_dir; when none is configured, from the
+ * installed /usr/share/chainwatch/rules, else from the source tree's rules/
+ * (CW_SOURCE_DIR, for a build run in place); with none of them detection is
+ * off (logged). A rule that does not compile fails create (and so
+ * --check-config); cw_pipeline_reload_rules() (SIGHUP) swaps in a new set.
  *
  * Life cycle, and why it is split:
  *   cw_pipeline_create()  opens the spool reader and the output files. The
@@ -61,6 +70,12 @@ void cw_pipeline_stop(cw_pipeline *p);
 /* Closes the outputs and frees p (stop it first). */
 void cw_pipeline_free(cw_pipeline *p);
 
+/* Loads the rules directory again on the calling thread (any thread; the
+ * pipeline keeps running) and swaps the new set in: the next event uses it.
+ * On error (a rule that does not compile) the running set stays and err
+ * says "file:line: message". Returns 0 or -1. */
+int cw_pipeline_reload_rules(cw_pipeline *p, char *err, size_t errlen);
+
 typedef struct cw_pipeline_stats {
     uint64_t records;     /* spool records read */
     uint64_t events;      /* events enriched and passed on */
@@ -70,5 +85,9 @@ typedef struct cw_pipeline_stats {
 
 /* Counters as of the last stop (or live, approximately, while running). */
 void cw_pipeline_get_stats(const cw_pipeline *p, cw_pipeline_stats *st);
+
+/* The rules directory in use: cfg->rules_dir, else the installed one, else
+ * the source tree's. Returns 0, or -1 when there is none. */
+int cw_pipeline_rules_dir(const cw_config *cfg, char *out, size_t size);
 
 #endif
