@@ -103,7 +103,8 @@ static void key_fields(out *o, const cw_event *ev, cw_fvals *fv)
         field(o, ev, fv, "container_id", 64);
         break;
     }
-    const char *where = *ev->pod ? ev->pod : ev->host;
+    /* Where: the cluster for API events, else the pod or the host. */
+    const char *where = ev->type == CW_EV_K8S_AUDIT ? ev->cluster : *ev->pod ? ev->pod : ev->host;
     if (where && *where) {
         puts_(o, " on ");
         put(o, where, strnlen(where, 128));
