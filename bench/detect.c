@@ -32,7 +32,8 @@ static const char *tmpl[] = {
     "title: login %d\nid: b-login-%d\nlevel: medium\nlogsource: {category: login}\n"
     "chainwatch: {tactic: initial-access}\ndetection:\n  s: {user: 'svc%d', success: true}\n"
     "  condition: s # %d\n",
-    "title: audit %d\nid: b-audit-%d\nlevel: high\nlogsource: {product: kubernetes, service: audit}\n"
+    "title: audit %d\nid: b-audit-%d\nlevel: high\n"
+    "logsource: {product: kubernetes, service: audit}\n"
     "chainwatch: {tactic: discovery}\ndetection:\n  s: {verb: [get, list], resource: 'crd%d'}\n"
     "  u: {user|startswith: 'system:serviceaccount:app%d:'}\n  condition: s or u\n",
 };

@@ -26,7 +26,8 @@ typedef struct cw_rule_meta { /* immutable; lives as long as its rule set */
 
 typedef struct cw_alert {
     const cw_rule_meta *rule;
-    const cw_event *ev; /* the event that fired it (for correlations: the last one); valid during the callback only */
+    /* the event that fired it (for correlations: the last one); valid during the callback only */
+    const cw_event *ev;
     int64_t time_ns;     /* == ev->time_ns */
     const char *summary; /* one line, human readable; valid during callback */
     const char *group_key; /* correlation rules: the group-by values joined by '|', else NULL */

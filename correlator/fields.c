@@ -523,7 +523,8 @@ static void audit_field(int id, const cw_event *ev, cw_fvals *fv)
     case F_SUBJECTS: {
         json_t *s = jget(ro, "subjects"), *x;
         size_t i;
-        if (json_is_array(s)) json_array_foreach(s, i, x) str(fv, json_string_value(jget(x, "name")));
+        if (json_is_array(s))
+            json_array_foreach(s, i, x) str(fv, json_string_value(jget(x, "name")));
         break;
     }
     case F_EXEC_COMMAND: uri_param(fv, k->request_uri, "command", 0); break;

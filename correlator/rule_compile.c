@@ -87,7 +87,8 @@ static int field_index(cctx *c, bbuild *b, const cw_fref *ref, uint32_t *out)
             *out = (uint32_t)i;
             return 0;
         }
-    if (grow((void **)&b->fields, &b->cap_fields, b->n_fields + 1, sizeof *b->fields) < 0) return -1;
+    if (grow((void **)&b->fields, &b->cap_fields, b->n_fields + 1, sizeof *b->fields) < 0)
+        return -1;
     cw_bfield *f = &b->fields[b->n_fields];
     memset(f, 0, sizeof *f);
     f->ref = *ref;
@@ -305,7 +306,8 @@ static xnode *value_node(cctx *c, const cw_rule_ast *r, bbuild *b, const cw_rite
     } else if (m & CW_MOD_RE) {
         a.kind = CW_A_HS;
         a.regex = v->s;
-        a.hs_flags = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY | ((m & CW_MOD_I) ? HS_FLAG_CASELESS : 0);
+        a.hs_flags = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+        if (m & CW_MOD_I) a.hs_flags |= HS_FLAG_CASELESS;
         hs_expr_info_t *info = NULL;
         hs_compile_error_t *ce = NULL;
         if (hs_expression_info(a.regex, a.hs_flags, &info, &ce) != HS_SUCCESS) {

@@ -95,7 +95,8 @@ static cw_cnode *quant(lexer *l)
     next(l);
     if (!is(l, "of")) return err(l, "expected 'of'");
     next(l);
-    if (!l->len || *l->tok == '(' || *l->tok == ')') return err(l, "expected a name pattern or 'them'");
+    if (!l->len || *l->tok == '(' || *l->tok == ')')
+        return err(l, "expected a name pattern or 'them'");
     int them = is(l, "them");
     cw_cnode *acc = NULL;
     for (size_t i = 0; i < l->n_sels; i++) {

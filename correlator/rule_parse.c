@@ -115,7 +115,8 @@ static int str_list(pctx *c, yaml_node_t *v, const char *what, const char ***out
         *n = 1;
         return 0;
     }
-    if (!v || v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+    if (!v || v->type != YAML_SEQUENCE_NODE ||
+        v->data.sequence.items.top == v->data.sequence.items.start)
         return fail(c, line_of(v), "%s must be a non-empty list", what);
     size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     *out = cw_pool_alloc(c->pool, cnt * sizeof **out);
@@ -214,7 +215,8 @@ static int parse_item(pctx *c, yaml_node_t *k, yaml_node_t *v, cw_ritem *it)
     if (!it->vals) return fail(c, line_of(v), "out of memory");
     it->n_vals = cnt;
     for (size_t i = 0; i < cnt; i++) {
-        yaml_node_t *e = v->type == YAML_SEQUENCE_NODE ? node(c, v->data.sequence.items.start[i]) : v;
+        yaml_node_t *e =
+            v->type == YAML_SEQUENCE_NODE ? node(c, v->data.sequence.items.start[i]) : v;
         it->vals[i].line = line_of(e);
         if (is_null(e)) continue;
         if (!(it->vals[i].s = scalar(c, e, it->field))) return -1;
@@ -390,7 +392,8 @@ static int parse_mapping(pctx *c, yaml_node_t *doc, cw_rule_ast *r)
         for (yaml_node_pair_t *p = cw->data.mapping.pairs.start; p < cw->data.mapping.pairs.top;
              p++) {
             yaml_node_t *k = node(c, p->key);
-            const char *ks = k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+            const char *ks =
+                k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
             if (strcmp(ks, "tactic") && strcmp(ks, "technique") && strcmp(ks, "attack") &&
                 strcmp(ks, "phase") && strcmp(ks, "summary"))
                 return fail(c, line_of(k), "unknown key chainwatch.%s", ks);
@@ -414,7 +417,8 @@ static int parse_mapping(pctx *c, yaml_node_t *doc, cw_rule_ast *r)
     r->meta.tactic = tactic;
     from_tags(c, get(c, doc, "tags"), r);
     if (!r->meta.tactic)
-        return fail(c, line_of(cw ? cw : doc), "rule has no chainwatch.tactic (nor an attack.<tactic> tag)");
+        return fail(c, line_of(cw ? cw : doc),
+                    "rule has no chainwatch.tactic (nor an attack.<tactic> tag)");
     r->meta.phase = phase ? phase : cw_tactic_phase(r->meta.tactic);
     return 0;
 }
@@ -492,7 +496,9 @@ static int parse_correlation(pctx *c, yaml_node_t *co, cw_rule_ast *r)
         int op = 0;
         for (int i = 1; i < 6; i++)
             if (!strcmp(ks, ops[i])) op = i;
-        if (!op) return fail(c, line_of(k), "unknown condition '%s' (gt, gte, lt, lte, eq, field)", ks);
+        if (!op)
+            return fail(c, line_of(k), "unknown condition '%s' (gt, gte, lt, lte, eq, field)",
+                        ks);
         if (r->cmp) return fail(c, line_of(k), "condition has more than one comparison");
         const char *vs = scalar(c, v, "condition value");
         if (!vs) return -1;
@@ -524,7 +530,8 @@ static int parse_doc(pctx *c, yaml_node_t *doc, cw_rule_ast *r)
             yaml_node_t *a = node(c, p->key), *b = node(c, q->key);
             if (a && b && a->type == YAML_SCALAR_NODE && b->type == YAML_SCALAR_NODE &&
                 !strcmp((const char *)a->data.scalar.value, (const char *)b->data.scalar.value))
-                return fail(c, line_of(a), "duplicate key '%s'", (const char *)a->data.scalar.value);
+                return fail(c, line_of(a), "duplicate key '%s'",
+                            (const char *)a->data.scalar.value);
         }
     yaml_node_t *idn = get(c, doc, "id"), *title = get(c, doc, "title");
     if (!idn) return fail(c, r->line, "rule has no id");
@@ -561,7 +568,8 @@ int cw_rule_parse_text(cw_pool *pool, const char *text, size_t len, const char *
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
             yaml_mark_t m = parser.problem_mark;
-            rc = fail(&c, (int)m.line + 1, "YAML: %s%s%s", parser.problem ? parser.problem : "error",
+            rc = fail(&c, (int)m.line + 1, "YAML: %s%s%s",
+                      parser.problem ? parser.problem : "error",
                       parser.context ? " " : "", parser.context ? parser.context : "");
             break;
         }

@@ -62,7 +62,8 @@ static inline void load_fails(const char *yaml, const char *want)
     int rc = cw_ruleset_load_text(&rs, yaml, strlen(yaml), "t.yml", err, sizeof err);
     if (rc == 0) fail_msg("load succeeded; want error %s", want);
     assert_null(rs);
-    if (strncmp(err, want, strlen(want)) != 0) fail_msg("got error '%s'\nwant prefix '%s'", err, want);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("got error '%s'\nwant prefix '%s'", err, want);
 }
 
 /* Every event an agent sends, one struct each; set fields then call ev_*. */
@@ -101,7 +102,8 @@ static inline const cw_event *agent_finish(agent_ev *a, int64_t t, const char *h
     return &a->ev;
 }
 
-static inline const cw_event *mk_exec(agent_ev *a, int64_t t, const char *exe, char **argv, size_t argc)
+static inline const cw_event *mk_exec(agent_ev *a, int64_t t, const char *exe, char **argv,
+                                      size_t argc)
 {
     agent_init(a);
     a->exec.exe = (char *)exe;

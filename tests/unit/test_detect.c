@@ -306,7 +306,8 @@ static void audit_derived_fields(void **state)
 {
     (void)state;
     const char *y =
-        "title: Exec shell\nid: exec\nlevel: high\nlogsource: {product: kubernetes, service: audit}\n"
+        "title: Exec shell\nid: exec\nlevel: high\n"
+        "logsource: {product: kubernetes, service: audit}\n"
         "chainwatch: {tactic: execution, technique: MS-TA9006}\n"
         "detection:\n  s: {resource: pods, subresource: [exec, attach], exec_command: [sh, bash],"
         " exec_tty: true}\n  condition: s\n---\n"
@@ -315,7 +316,8 @@ static void audit_derived_fields(void **state)
         "detection:\n  s: {verb: create, privileged: true}\n"
         "  m: {host_paths|startswith: /etc, caps_add: SYS_ADMIN, images|contains: xmrig,"
         " host_pid: true}\n  condition: s or m\n---\n"
-        "title: Admin\nid: admin\nlevel: critical\nlogsource: {product: kubernetes, service: audit}\n"
+        "title: Admin\nid: admin\nlevel: critical\n"
+        "logsource: {product: kubernetes, service: audit}\n"
         "chainwatch: {tactic: privilege-escalation, technique: MS-TA9019}\n"
         "detection:\n  s: {role_ref: cluster-admin, role_ref_kind: ClusterRole, subjects: "
         "'system:anonymous', anonymous: true, owner_kind: ''}\n  condition: s\n";

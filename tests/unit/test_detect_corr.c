@@ -165,7 +165,8 @@ static void temporal_ordered(void **state)
 static void many_groups_bounded(void **state)
 {
     (void)state;
-    cw_detector *d = det("title: B\nid: brute\nlevel: high\nchainwatch: {tactic: credential-access}\n"
+    cw_detector *d = det("title: B\nid: brute\nlevel: high\n"
+                         "chainwatch: {tactic: credential-access}\n"
                          "correlation: {type: event_count, rules: ssh-fail, group-by: [src_ip], "
                          "timespan: 1h, condition: {gte: 2}}\n");
     got g = {0};

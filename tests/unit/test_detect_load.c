@@ -40,7 +40,8 @@ static void directory_fails_as_a_whole(void **state)
     cw_ruleset *rs = (cw_ruleset *)1;
     assert_int_equal(cw_ruleset_load(&rs, CW_TEST_RULES "/bad", err, sizeof err), -1);
     assert_null(rs);
-    assert_string_equal(err, CW_TEST_RULES "/bad/b_broken.yml:8: unknown modifier 'base64' on query");
+    assert_string_equal(err,
+                        CW_TEST_RULES "/bad/b_broken.yml:8: unknown modifier 'base64' on query");
     assert_int_equal(cw_ruleset_check_dir(CW_TEST_RULES "/bad", err, sizeof err), -1);
     assert_int_equal(cw_ruleset_check_dir(CW_TEST_RULES "/missing", err, sizeof err), -1);
     assert_non_null(strstr(err, "cannot open rule directory"));
@@ -145,7 +146,8 @@ static void swap_while_evaluating(void **state)
     swapper s = {.yaml = {H "detection: {s: {exe_name: bash}, condition: s}\n",
                           "title: t\nid: r2\nlevel: low\nlogsource: {category: process_exec}\n"
                           "chainwatch: {tactic: execution}\n"
-                          "detection: {s: {argv: '-i'}, t: {exe: '/bin/*'}, condition: s and t}\n"}};
+                          "detection: {s: {argv: '-i'}, t: {exe: '/bin/*'}, "
+                          "condition: s and t}\n"}};
     cw_detector *d;
     assert_int_equal(cw_detector_create(&d, NULL), 0);
     struct swap_args args = {d, &s};
