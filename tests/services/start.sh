@@ -120,6 +120,34 @@ mkdir -p "$dir"
 chmod 755 "$dir"
 touch "$dir/$marker"
 
+# --------------------------------------------- what runs, what is in use
+# Every port is checked before anything starts, so that a conflict fails
+# the whole start without leaving half of the services running.
+pgdir=$dir/pg
+pgdata=$pgdir/data
+rdir=$dir/redis
+kdir=$dir/kafka
+pg_pid=$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null || true)
+redis_pid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
+kafka_pid=$(cat "$kdir/kafka.pid" 2>/dev/null || true)
+pg_running=0 redis_running=0 kafka_running=0
+if alive "$pg_pid" postgres && [ -f "$pgdir/port" ]; then
+  pg_running=1
+else
+  check_port "$pg_port" CW_PG_PORT
+fi
+if alive "$redis_pid" redis-server && [ -f "$rdir/port" ]; then
+  redis_running=1
+else
+  check_port "$redis_port" CW_REDIS_PORT
+fi
+if alive "$kafka_pid" kafka.Kafka && [ -f "$kdir/port" ]; then
+  kafka_running=1
+else
+  check_port "$kafka_port" CW_KAFKA_PORT
+  check_port "$kafka_cport" CW_KAFKA_CONTROLLER_PORT
+fi
+
 # ------------------------------------------------------------- Kafka jars
 if [ ! -f "$kjars/.complete" ]; then
   t0=$(now)
@@ -149,15 +177,11 @@ pg_os_user=${CW_PG_OS_USER:-postgres}
 as_pg() {
   if is_root; then runuser -u "$pg_os_user" -- "$@"; else "$@"; fi
 }
-pgdir=$dir/pg
-pgdata=$pgdir/data
-pg_pid=$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null || true)
 t0=$(now)
-if alive "$pg_pid" postgres && [ -f "$pgdir/port" ]; then
+if [ $pg_running = 1 ]; then
   pg_port=$(cat "$pgdir/port")
   say "PostgreSQL already running (pid $pg_pid, port $pg_port)"
 else
-  check_port "$pg_port" CW_PG_PORT
   if is_root; then
     getent passwd "$pg_os_user" >/dev/null ||
       die "user $pg_os_user does not exist; set CW_PG_OS_USER to an unprivileged user"
@@ -209,15 +233,12 @@ pg_conninfo="host=127.0.0.1 port=$pg_port dbname=chainwatch user=chainwatch pass
 say "PostgreSQL ready in $(since "$t0")s"
 
 # ------------------------------------------------------------------ Redis
-rdir=$dir/redis
 t0=$(now)
 mkdir -p "$rdir"
-redis_pid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
-if alive "$redis_pid" redis-server && [ -f "$rdir/port" ]; then
+if [ $redis_running = 1 ]; then
   redis_port=$(cat "$rdir/port")
   say "Redis already running (pid $redis_pid, port $redis_port)"
 else
-  check_port "$redis_port" CW_REDIS_PORT
   rm -f "$rdir/redis.pid"
   # No persistence: test data is thrown away.
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rdir" \
@@ -235,16 +256,12 @@ wait_ready Redis "$redis_pid" redis-server "$rdir/redis.log" -- redis_ping
 say "Redis ready in $(since "$t0")s"
 
 # ------------------------------------------------------------------ Kafka
-kdir=$dir/kafka
 t0=$(now)
 mkdir -p "$kdir/data" "$kdir/logs"
-kafka_pid=$(cat "$kdir/kafka.pid" 2>/dev/null || true)
-if alive "$kafka_pid" kafka.Kafka && [ -f "$kdir/port" ]; then
+if [ $kafka_running = 1 ]; then
   kafka_port=$(cat "$kdir/port")
   say "Kafka already running (pid $kafka_pid, port $kafka_port)"
 else
-  check_port "$kafka_port" CW_KAFKA_PORT
-  check_port "$kafka_cport" CW_KAFKA_CONTROLLER_PORT
   # One node that is both broker and controller. Topics are not created on
   # first use: chainwatch creates its own, and a typo should fail loudly.
   cat >"$kdir/server.properties" <<EOF
