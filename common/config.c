@@ -103,6 +103,14 @@ static const struct cw_config_entry table[] = {
      10000000, "Recent audit auditID+stage pairs remembered to drop resent events."},
     {"enrich.owner_labels", NULL, NULL, T_LABELS, FIELD(owner_labels), "owner,team", 0, 0,
      "Comma-separated Pod label keys naming an owner; the first present wins."},
+    {"incident.link_window_s", NULL, NULL, T_UINT, FIELD(incident_link_window_s), "21600", 60,
+     30 * 86400, "Seconds (event time) within which alerts sharing an entity join one incident."},
+    {"incident.idle_close_s", NULL, NULL, T_UINT, FIELD(incident_idle_close_s), "86400", 60,
+     90 * 86400, "Seconds (event time) without a new alert after which an incident closes."},
+    {"incident.max_open", NULL, NULL, T_UINT, FIELD(incident_max_open), "10000", 1, 1000000,
+     "Open incidents kept; past it the least recently updated one is closed."},
+    {"incident.max_alerts", NULL, NULL, T_UINT, FIELD(incident_max_alerts), "200", 1, 100000,
+     "Alert ids and timeline entries kept per incident; later ones are counted."},
 };
 #define NENTRIES (sizeof table / sizeof table[0])
 

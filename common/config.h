@@ -65,6 +65,12 @@ typedef struct cw_config {
     /* enrich.* */
     char owner_labels[256];             /* comma-separated label keys, first present wins */
 
+    /* incident.* (event time) */
+    uint32_t incident_link_window_s;    /* alerts further apart than this do not link */
+    uint32_t incident_idle_close_s;     /* an incident with no new alert this long closes */
+    uint32_t incident_max_open;
+    uint32_t incident_max_alerts;       /* alert ids kept per incident */
+
     /* Only from the command line. */
     char config_file[CW_PATH_MAX];
     int check_config;

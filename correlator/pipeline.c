@@ -372,6 +372,10 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
         open_output(cfg->incidents_out, &p->incidents_out, err, errlen) < 0)
         goto fail;
     cw_incident_opts io = {
+        .link_window_ns = (int64_t)cfg->incident_link_window_s * 1000000000,
+        .idle_close_ns = (int64_t)cfg->incident_idle_close_s * 1000000000,
+        .max_incidents = cfg->incident_max_open,
+        .max_alerts = cfg->incident_max_alerts,
         .enrich = p->enrich,
         .alerts_out = p->alerts_out,
         .incidents_out = p->incidents_out,
