@@ -26,7 +26,7 @@ kafka_port=${CW_KAFKA_PORT:-59092}
 kafka_cport=${CW_KAFKA_CONTROLLER_PORT:-59093}
 kafka_version=${CW_KAFKA_VERSION:-4.1.1}
 kafka_heap=${CW_KAFKA_HEAP:--Xms256m -Xmx512m}
-cache=${CW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chainwatch}
+cache=${CW_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/chainwatch}
 timeout=${CW_SERVICES_TIMEOUT:-120}
 marker=.chainwatch-services
 
