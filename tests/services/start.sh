@@ -26,7 +26,7 @@ kafka_port=${CW_KAFKA_PORT:-59092}
 kafka_cport=${CW_KAFKA_CONTROLLER_PORT:-59093}
 kafka_version=${CW_KAFKA_VERSION:-4.1.1}
 kafka_heap=${CW_KAFKA_HEAP:--Xms256m -Xmx512m}
-cache=${CW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chainwatch}
+cache=${CW_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/chainwatch}
 timeout=${CW_SERVICES_TIMEOUT:-120}
 marker=.chainwatch-services
 
@@ -309,6 +309,8 @@ while True:
   # setsid: the broker outlives this script and is not hit by a Ctrl-C
   # meant for the caller. The subshell is no process group leader, so
   # setsid does not fork and $! is the JVM's own pid.
+  # A failed start shows the log of this launch, not of an earlier one.
+  [ -f "$kdir/logs/server.log" ] && mv "$kdir/logs/server.log" "$kdir/logs/server.log.prev"
   (exec setsid java "${java_opts[@]}" -cp "$kjars/*" kafka.Kafka \
     "$kdir/server.properties" </dev/null >"$kdir/logs/kafka.out" 2>&1 3>&-) &
   kafka_pid=$!
@@ -316,7 +318,7 @@ while True:
   echo "$kafka_port" >"$kdir/port"
   say "Kafka $kafka_version started (pid $kafka_pid, port $kafka_port)"
 fi
-wait_ready Kafka "$kafka_pid" kafka.Kafka "$kdir/logs/server.log" "$kdir/logs/kafka.out" -- \
+wait_ready Kafka "$kafka_pid" kafka.Kafka "$kdir/logs/kafka.out" "$kdir/logs/server.log" -- \
   python3 "$here/kafka_ready.py" "127.0.0.1:$kafka_port" 2
 say "Kafka ready in $(since "$t0")s"
 
