@@ -82,6 +82,7 @@ rss_of() {
 echo "== chainwatchd pid $server_pid, agents on 127.0.0.1:$agent_port, data in $work/data"
 echo "== agentsim load: $agents agents, rate $rate (0 = unlimited), batch $batch, ${duration} s"
 server_cpu_before=$(cpu_of "$server_pid")
+t_start=$(date +%s.%N)
 load_rc=0
 "$build/agentsim" load --agents "$agents" --rate "$rate" --duration "$duration" \
   --batch "$batch" --server "127.0.0.1:$agent_port" >"$work/load.out" 2>"$work/load.err" &
@@ -99,8 +100,20 @@ while kill -0 "$load_pid" 2>/dev/null; do
 done
 wait "$load_pid" || load_rc=$?
 load_pid=
-server_cpu_after=$(cpu_of "$server_pid")
 final_rss=$(rss_of "$server_pid")
+# End to end: ingest + enrichment + detection + incident correlation. Wait
+# until the pipeline has processed every event the server accepted.
+metric() {
+  curl -sf "http://127.0.0.1:$http_port/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+received=$(metric 'chainwatch_events_received_total{source="agent"}')
+for _ in $(seq 1200); do
+  done_events=$(metric chainwatch_pipeline_events_total)
+  [ "${done_events%.*}" -ge "${received%.*}" ] && break
+  sleep 0.1
+done
+t_done=$(date +%s.%N)
+server_cpu_after=$(cpu_of "$server_pid")
 
 echo "== server RSS during the run (every 5 s)"
 cat "$work/rss"
@@ -111,6 +124,13 @@ if [ -s "$work/load.err" ]; then
   echo "== agentsim stderr (last lines)"
   tail -5 "$work/load.err"
 fi
+echo "== end to end (ingest + enrichment + detection + incidents)"
+echo "pipeline_events=$done_events"
+awk -v n="$done_events" -v a="$t_start" -v b="$t_done" \
+  'BEGIN { printf "e2e_events_per_s=%.0f (until the pipeline caught up, %.1f s)\n", n / (b - a), b - a }'
+echo "alerts=$(curl -sf "http://127.0.0.1:$http_port/metrics" |
+  awk '/^chainwatch_alerts_total/ { s += $2 } END { print s + 0 }')"
+echo "detect_seconds=$(metric chainwatch_detect_seconds_total)"
 echo "== cpu"
 server_cpu=$(awk -v a="$server_cpu_before" -v b="$server_cpu_after" \
   'BEGIN { printf "%.2f", b - a }')
