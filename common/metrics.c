@@ -95,7 +95,7 @@ static int render_detection(cw_buf *o)
         r |= cw_buf_printf(o, "chainwatch_incidents_total{severity=\"%s\"} %llu\n",
                            cw_severity_names[i], U(cw_m.incidents_total[i]));
     r |= header(o, "chainwatch_detect_seconds_total", "counter",
-                "Time spent evaluating rules on events.");
+                "Time spent enriching events and evaluating rules and incidents on them.");
     uint64_t ns = cw_metric_get(cw_m.detect_ns_total);
     r |= cw_buf_printf(o, "chainwatch_detect_seconds_total %llu.%09llu\n",
                        (unsigned long long)(ns / 1000000000u),

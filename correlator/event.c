@@ -44,6 +44,34 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
+/* Writes the decimal digits of v ending just before `end`; returns the start. */
+static char *utoa_back(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* "<agent_id>:<seq>:<index>", as snprintf would, without its per-call cost:
+ * this runs for every event. Truncates (like snprintf) if it does not fit. */
+static void format_agent_id(char *out, size_t cap, const char *agent_id, uint64_t seq,
+                            uint32_t index)
+{
+    char nums[48], *end = nums + sizeof nums;
+    char *p = utoa_back(end, index);
+    *--p = ':';
+    p = utoa_back(p, seq);
+    *--p = ':';
+    size_t alen = strlen(agent_id), nlen = (size_t)(end - p);
+    if (alen > cap - 1) alen = cap - 1;
+    memcpy(out, agent_id, alen);
+    if (nlen > cap - 1 - alen) nlen = cap - 1 - alen;
+    memcpy(out + alen, p, nlen);
+    out[alen + nlen] = 0;
+}
+
 int cw_event_from_agent(cw_event *ev, const char *agent_id, uint64_t seq, uint32_t index,
                         const Chainwatch__V1__Event *pb, int64_t recv_time_ns)
 {
@@ -108,7 +136,7 @@ int cw_event_from_agent(cw_event *ev, const char *agent_id, uint64_t seq, uint32
      * anyway because a NULL here would crash every later stage. */
     if (!ev->agent.payload) return -1;
     ev->container_id = nz(cid);
-    snprintf(ev->id, sizeof ev->id, "%s:%" PRIu64 ":%" PRIu32, ev->agent_id, seq, index);
+    format_agent_id(ev->id, sizeof ev->id, ev->agent_id, seq, index);
     return 0;
 }
 
