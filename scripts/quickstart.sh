@@ -36,11 +36,25 @@ sleep 1
 
 echo "== metrics (http://127.0.0.1:$http_port/metrics)"
 curl -s "http://127.0.0.1:$http_port/metrics" |
-  grep -E '^chainwatch_(events_received_total|agents_connected|spool_bytes|pipeline_events_total|alerts_total|incidents_total)' || true
+  grep -E '^chainwatch_(events_received_total|agents_connected|spool_bytes|pipeline_events_total|alerts_total|incidents_total)' |
+  grep -v ' 0$' || true
 echo "== three enriched events from $work/events.jsonl"
 grep '"container_id":"[0-9a-f]' "$work/events.jsonl" | head -3 || true
-echo "== incidents ($work/incidents.jsonl)"
-if [ -s "$work/incidents.jsonl" ]; then tail -1 "$work/incidents.jsonl"; else echo "(none yet: detection is not built)"; fi
+echo "== incidents ($work/incidents.jsonl: every state of every incident; the last one per id)"
+python3 - "$work/incidents.jsonl" <<'PY'
+import json, sys
+last = {}
+for line in open(sys.argv[1]):
+    inc = json.loads(line)
+    last[inc["id"]] = inc
+for inc in last.values():
+    if inc["status"] == "merged":
+        continue
+    print("%s %s: hosts %s, pods %s, %d alerts" % (inc["id"], inc["severity"], ",".join(inc["hosts"]),
+          ",".join(inc["pods"]), inc["alert_count"]))
+    print("  tactics: %s" % ", ".join(inc["tactics"]))
+    print("  techniques: %s; phases: %s" % (", ".join(inc["techniques"]), ", ".join(inc["phases"])))
+PY
 kill -TERM $pid
 wait $pid
 trap - EXIT
