@@ -30,6 +30,18 @@ static int header(cw_buf *o, const char *name, const char *type, const char *hel
     return cw_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One unlabelled metric: its HELP/TYPE header and value line. */
+static int scalar_u(cw_buf *o, const char *name, const char *type, const char *help,
+                    unsigned long long v)
+{
+    return header(o, name, type, help) | cw_buf_printf(o, "%s %llu\n", name, v);
+}
+
+static int scalar_s(cw_buf *o, const char *name, const char *type, const char *help, long long v)
+{
+    return header(o, name, type, help) | cw_buf_printf(o, "%s %lld\n", name, v);
+}
+
 #define U(x) ((unsigned long long)cw_metric_get(x))
 #define S(x) ((long long)cw_metric_get(x))
 
@@ -100,8 +112,8 @@ static int render_detection(cw_buf *o)
     r |= cw_buf_printf(o, "chainwatch_detect_seconds_total %llu.%09llu\n",
                        (unsigned long long)(ns / 1000000000u),
                        (unsigned long long)(ns % 1000000000u));
-    r |= header(o, "chainwatch_detect_events_total", "counter", "Events evaluated by the rules.");
-    r |= cw_buf_printf(o, "chainwatch_detect_events_total %llu\n", U(cw_m.detect_events_total));
+    r |= scalar_u(o, "chainwatch_detect_events_total", "counter",
+                  "Events evaluated by the rules.", U(cw_m.detect_events_total));
     r |= header(o, "chainwatch_alerts_by_rule_total", "counter",
                 "Alerts raised, by rule id (at most 2000 rules; the rest under _other).");
     size_t used = atomic_load_explicit(&rule_slots_used, memory_order_acquire);
@@ -125,65 +137,54 @@ int cw_metrics_render(cw_buf *o)
     for (int i = 0; i < CW_SRC__COUNT; i++)
         r |= cw_buf_printf(o, "chainwatch_events_received_total{source=\"%s\"} %llu\n", src[i],
                            U(cw_m.events_received[i]));
-    r |= header(o, "chainwatch_batches_accepted_total", "counter",
-                "Agent event batches durably accepted.");
-    r |= cw_buf_printf(o, "chainwatch_batches_accepted_total %llu\n", U(cw_m.batches_accepted));
-    r |= header(o, "chainwatch_batches_duplicate_total", "counter",
-                "Resent agent batches that were already accepted (dropped and acked).");
-    r |= cw_buf_printf(o, "chainwatch_batches_duplicate_total %llu\n", U(cw_m.batches_duplicate));
+    r |= scalar_u(o, "chainwatch_batches_accepted_total", "counter",
+                  "Agent event batches durably accepted.", U(cw_m.batches_accepted));
+    r |= scalar_u(o, "chainwatch_batches_duplicate_total", "counter",
+                  "Resent agent batches that were already accepted (dropped and acked).",
+                  U(cw_m.batches_duplicate));
     r |= header(o, "chainwatch_frames_rejected_total", "counter",
                 "Agent frames rejected; each closes its connection.");
     for (int i = 0; i < CW_REJ__COUNT; i++)
         r |= cw_buf_printf(o, "chainwatch_frames_rejected_total{reason=\"%s\"} %llu\n",
                            cw_reject_names[i], U(cw_m.frames_rejected[i]));
-    r |= header(o, "chainwatch_agents_connected", "gauge", "Agents with an open connection.");
-    r |= cw_buf_printf(o, "chainwatch_agents_connected %lld\n", S(cw_m.agents_connected));
-    r |= header(o, "chainwatch_connections_total", "counter", "Agent connections accepted.");
-    r |= cw_buf_printf(o, "chainwatch_connections_total %llu\n", U(cw_m.connections_total));
-    r |= header(o, "chainwatch_ingest_pauses_total", "counter",
-                "Times an agent connection stopped reading because of backpressure.");
-    r |= cw_buf_printf(o, "chainwatch_ingest_pauses_total %llu\n", U(cw_m.ingest_pauses_total));
-    r |= header(o, "chainwatch_ingest_inflight_bytes", "gauge",
-                "Bytes of accepted frames held in memory until durable.");
-    r |= cw_buf_printf(o, "chainwatch_ingest_inflight_bytes %lld\n",
-                       S(cw_m.ingest_inflight_bytes));
-    r |= header(o, "chainwatch_spool_bytes", "gauge", "Bytes in spool segments on disk.");
-    r |= cw_buf_printf(o, "chainwatch_spool_bytes %lld\n", S(cw_m.spool_bytes));
-    r |= header(o, "chainwatch_spool_fsyncs_total", "counter",
-                "Group commits (one fsync each) of the spool.");
-    r |= cw_buf_printf(o, "chainwatch_spool_fsyncs_total %llu\n", U(cw_m.spool_fsyncs_total));
+    r |= scalar_s(o, "chainwatch_agents_connected", "gauge",
+                  "Agents with an open connection.", S(cw_m.agents_connected));
+    r |= scalar_u(o, "chainwatch_connections_total", "counter",
+                  "Agent connections accepted.", U(cw_m.connections_total));
+    r |= scalar_u(o, "chainwatch_ingest_pauses_total", "counter",
+                  "Times an agent connection stopped reading because of backpressure.",
+                  U(cw_m.ingest_pauses_total));
+    r |= scalar_s(o, "chainwatch_ingest_inflight_bytes", "gauge",
+                  "Bytes of accepted frames held in memory until durable.",
+                  S(cw_m.ingest_inflight_bytes));
+    r |= scalar_s(o, "chainwatch_spool_bytes", "gauge",
+                  "Bytes in spool segments on disk.", S(cw_m.spool_bytes));
+    r |= scalar_u(o, "chainwatch_spool_fsyncs_total", "counter",
+                  "Group commits (one fsync each) of the spool.", U(cw_m.spool_fsyncs_total));
     r |= header(o, "chainwatch_audit_requests_rejected_total", "counter",
                 "Kubernetes audit webhook requests refused.");
     for (int i = 0; i < CW_AUDIT_REJ__COUNT; i++)
         r |= cw_buf_printf(o, "chainwatch_audit_requests_rejected_total{reason=\"%s\"} %llu\n",
                            cw_audit_reject_names[i], U(cw_m.audit_requests_rejected[i]));
-    r |= header(o, "chainwatch_audit_events_duplicate_total", "counter",
-                "Audit events dropped as redelivered (same cluster, auditID, stage and content).");
-    r |= cw_buf_printf(o, "chainwatch_audit_events_duplicate_total %llu\n",
-                       U(cw_m.audit_events_duplicate));
-    r |= header(o, "chainwatch_audit_events_invalid_total", "counter",
-                "Audit events skipped for lacking a usable auditID or stage.");
-    r |= cw_buf_printf(o, "chainwatch_audit_events_invalid_total %llu\n",
-                       U(cw_m.audit_events_invalid));
-    r |= header(o, "chainwatch_pipeline_events_total", "counter",
-                "Events enriched and passed to the outputs.");
-    r |= cw_buf_printf(o, "chainwatch_pipeline_events_total %llu\n",
-                       U(cw_m.pipeline_events_total));
-    r |= header(o, "chainwatch_pipeline_lag_bytes", "gauge",
-                "Spool bytes committed but not yet processed by the pipeline.");
-    r |= cw_buf_printf(o, "chainwatch_pipeline_lag_bytes %lld\n", S(cw_m.pipeline_lag_bytes));
-    r |= header(o, "chainwatch_pipeline_bad_records_total", "counter",
-                "Spool records the pipeline could not decode or normalize (skipped).");
-    r |= cw_buf_printf(o, "chainwatch_pipeline_bad_records_total %llu\n",
-                       U(cw_m.pipeline_bad_records_total));
-    r |= header(o, "chainwatch_output_write_errors_total", "counter",
-                "Failed writes or fsyncs of JSON Lines output files.");
-    r |= cw_buf_printf(o, "chainwatch_output_write_errors_total %llu\n",
-                       U(cw_m.output_write_errors_total));
-    r |= header(o, "chainwatch_output_lines_dropped_total", "counter",
-                "Output lines lost to write errors.");
-    r |= cw_buf_printf(o, "chainwatch_output_lines_dropped_total %llu\n",
-                       U(cw_m.output_lines_dropped_total));
+    r |= scalar_u(o, "chainwatch_audit_events_duplicate_total", "counter",
+                  "Audit events dropped as redelivered (same cluster, auditID, stage and content).",
+                  U(cw_m.audit_events_duplicate));
+    r |= scalar_u(o, "chainwatch_audit_events_invalid_total", "counter",
+                  "Audit events skipped for lacking a usable auditID or stage.",
+                  U(cw_m.audit_events_invalid));
+    r |= scalar_u(o, "chainwatch_pipeline_events_total", "counter",
+                  "Events enriched and passed to the outputs.", U(cw_m.pipeline_events_total));
+    r |= scalar_s(o, "chainwatch_pipeline_lag_bytes", "gauge",
+                  "Spool bytes committed but not yet processed by the pipeline.",
+                  S(cw_m.pipeline_lag_bytes));
+    r |= scalar_u(o, "chainwatch_pipeline_bad_records_total", "counter",
+                  "Spool records the pipeline could not decode or normalize (skipped).",
+                  U(cw_m.pipeline_bad_records_total));
+    r |= scalar_u(o, "chainwatch_output_write_errors_total", "counter",
+                  "Failed writes or fsyncs of JSON Lines output files.",
+                  U(cw_m.output_write_errors_total));
+    r |= scalar_u(o, "chainwatch_output_lines_dropped_total", "counter",
+                  "Output lines lost to write errors.", U(cw_m.output_lines_dropped_total));
     r |= render_detection(o);
     return r ? -1 : 0;
 }
