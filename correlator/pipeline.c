@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "correlator/enrich.h"
+#include "correlator/decoder.h"
 #include "correlator/detect.h"
 #include "correlator/event.h"
 #include "correlator/incident.h"
@@ -29,8 +30,6 @@
 #define READ_TIMEOUT_MS 50
 #define FLUSH_EVERY_NS (100 * 1000000LL)    /* write(2) buffered lines */
 #define COMMIT_EVERY_NS (1000 * 1000000LL)  /* fdatasync outputs, then commit */
-#define ERROR_BACKOFF_NS (20 * 1000000LL)   /* after a spool read error */
-#define QUICK_NS (2 * 1000000LL)           /* a "nothing new" faster than this is an error */
 /* One event's JSON: bounded by the record size times the worst escaping
  * expansion; anything larger is dropped rather than buffered. */
 #define LINE_MAX_BYTES (64u * 1024 * 1024)
@@ -48,14 +47,12 @@ struct cw_pipeline {
     cw_incidents *incidents;
     cw_detector *detector; /* NULL: no rules directory, detection off */
     char rules_dir[CW_PATH_MAX];
-    cw_arena arena;
+    cw_decoder *decoder; /* reads and decodes the spool ahead of us */
+    uint64_t done_end;   /* spool position past the last record fully processed */
     cw_buf line;
     pthread_t thread;
     int started;
     atomic_int stopping;
-    /* The current record's key (agent id or cluster), NUL-terminated, for
-     * events to point at until the next record. */
-    char key[CW_SPOOL_KEY_MAX + 1];
     _Atomic uint64_t records, events, bad_records, bad_events;
 };
 
@@ -130,35 +127,17 @@ static void account(cw_pipeline *p, uint64_t events, int64_t t0)
     cw_metric_add(cw_m.pipeline_events_total, events);
 }
 
-static void handle_hello(cw_pipeline *p, const cw_spool_record *rec, const char *agent_id)
+static void handle_batch(cw_pipeline *p, const cw_rec_item *it)
 {
-    Chainwatch__V1__Hello *h =
-        chainwatch__v1__hello__unpack(&p->arena.pb, rec->body_len, rec->body);
-    if (!h) {
-        bad_record(p, rec, p->arena.exhausted ? "Hello over the decode memory bound"
-                                              : "Hello does not decode");
-        return;
-    }
-    cw_enrich_hello(p->enrich, agent_id, h);
-}
-
-static void handle_batch(cw_pipeline *p, const cw_spool_record *rec, const char *agent_id)
-{
-    Chainwatch__V1__EventBatch *b =
-        chainwatch__v1__event_batch__unpack(&p->arena.pb, rec->body_len, rec->body);
-    if (!b) {
-        bad_record(p, rec, p->arena.exhausted ? "batch over the decode memory bound"
-                                              : "batch does not decode");
-        return;
-    }
+    const Chainwatch__V1__EventBatch *b = it->batch;
     cw_event ev;
     uint64_t emitted = 0;
     int64_t t0 = mono_ns();
     for (size_t i = 0; i < b->n_events; i++) {
-        if (cw_event_from_agent(&ev, agent_id, rec->seq, (uint32_t)i, b->events[i],
-                                rec->time_ns) < 0) {
+        if (cw_event_from_agent(&ev, it->key, it->seq, (uint32_t)i, b->events[i],
+                                it->time_ns) < 0) {
             char id[CW_EVENT_ID_MAX];
-            snprintf(id, sizeof id, "%s:%llu:%zu", agent_id, (unsigned long long)rec->seq, i);
+            snprintf(id, sizeof id, "%s:%llu:%zu", it->key, (unsigned long long)it->seq, i);
             bad_event(p, id, "no known payload");
             continue;
         }
@@ -169,50 +148,37 @@ static void handle_batch(cw_pipeline *p, const cw_spool_record *rec, const char 
     account(p, emitted, t0);
 }
 
-static void handle_audit(cw_pipeline *p, const cw_spool_record *rec, const char *cluster)
+static void handle_audit(cw_pipeline *p, const cw_rec_item *it)
 {
-    json_error_t jerr;
-    /* JSON_ALLOW_NUL: accept what the webhook accepted; "\u0000" in a
-     * string only truncates the C view of it. */
-    json_t *j = json_loadb((const char *)rec->body, rec->body_len, JSON_ALLOW_NUL, &jerr);
-    if (!j) {
-        bad_record(p, rec, "audit event is not valid JSON");
+    cw_event ev;
+    if (cw_event_from_audit(&ev, it->key, it->audit, it->time_ns) < 0) {
+        cw_spool_record rec = {.kind = it->kind, .offset = it->offset};
+        bad_record(p, &rec, "audit event is not a JSON object");
         return;
     }
-    cw_event ev;
-    if (cw_event_from_audit(&ev, cluster, j, rec->time_ns) < 0) {
-        bad_record(p, rec, "audit event is not a JSON object");
-    } else {
-        int64_t t0 = mono_ns();
-        cw_enrich_audit_event(p->enrich, &ev);
-        emit(p, &ev);
-        account(p, 1, t0);
-    }
-    json_decref(j);
+    int64_t t0 = mono_ns();
+    cw_enrich_audit_event(p->enrich, &ev);
+    emit(p, &ev);
+    account(p, 1, t0);
 }
 
-static void handle_record(cw_pipeline *p, const cw_spool_record *rec)
+/* Pipeline thread: one decoded record. Events point into the item (its
+ * key, arena, JSON), which stays valid until it is released. */
+static void handle_item(cw_pipeline *p, const cw_rec_item *it)
 {
     atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);
-    char *key = p->key;
-    size_t klen = rec->key_len;
-    if (rec->key) memcpy(key, rec->key, klen);
-    else klen = 0;
-    key[klen] = 0;
-    switch (rec->kind) {
-    case CW_REC_HELLO:
-        handle_hello(p, rec, key);
-        break;
-    case CW_REC_BATCH:
-        handle_batch(p, rec, key);
-        break;
-    case CW_REC_AUDIT:
-        handle_audit(p, rec, key);
-        break;
-    default:
-        bad_record(p, rec, "unknown record kind");
-    }
-    cw_arena_reset(&p->arena);
+    if (it->kind == CW_REC_HELLO) cw_enrich_hello(p->enrich, it->key, it->hello);
+    else if (it->kind == CW_REC_BATCH) handle_batch(p, it);
+    else if (it->kind == CW_REC_AUDIT) handle_audit(p, it);
+    p->done_end = it->end;
+}
+
+/* Decoder thread: a record that does not decode is counted and skipped. */
+static void on_bad_record(void *ud, const cw_spool_record *rec, const char *why)
+{
+    cw_pipeline *p = ud;
+    atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);
+    bad_record(p, rec, why);
 }
 
 static void flush_outputs(cw_pipeline *p, int sync)
@@ -229,7 +195,8 @@ static void flush_outputs(cw_pipeline *p, int sync)
 static void commit(cw_pipeline *p)
 {
     flush_outputs(p, 1);
-    if (cw_spool_reader_commit(p->reader) < 0)
+    /* Only what was processed: the decoder has read further ahead. */
+    if (p->done_end && cw_spool_reader_commit_at(p->reader, p->done_end) < 0)
         cw_error("pipeline", "cannot save the spool cursor; records will be read again");
     cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
 }
@@ -239,34 +206,21 @@ static void *run(void *arg)
 {
     cw_pipeline *p = arg;
     int64_t last_flush = mono_ns(), last_commit = last_flush;
-    int dirty = 0;         /* records read since the last commit */
-    int unflushed = 0;     /* records read since the last write(2) */
-    int read_errors = 0;
+    int dirty = 0;     /* records processed since the last commit */
+    int unflushed = 0; /* records processed since the last write(2) */
     for (;;) {
-        cw_spool_record rec;
-        int64_t before = mono_ns();
-        int r = cw_spool_read(p->reader, &rec, READ_TIMEOUT_MS);
-        if (r == -1 && mono_ns() - before < QUICK_NS) {
-            /* -1 without waiting: the spool could not read a segment right
-             * now (logged there) and will retry; do not spin on it. */
-            struct timespec ts = {0, ERROR_BACKOFF_NS};
-            nanosleep(&ts, NULL);
-        }
+        cw_rec_item *it;
+        int r = cw_decoder_next(p->decoder, &it, READ_TIMEOUT_MS);
+        if (r == 0) break; /* the spool is stopped and fully read */
+        int64_t now;
         if (r == 1) {
-            handle_record(p, &rec);
+            handle_item(p, it);
+            cw_decoder_release(p->decoder, it);
             dirty = unflushed = 1;
-            read_errors = 0;
-        } else if (r == CW_SPOOL_EOF) {
-            break;
-        } else if (r < -1) {
-            if (++read_errors <= LOG_FIRST)
-                cw_error("pipeline", "spool read failed (%d); retrying", r);
-            struct timespec ts = {0, ERROR_BACKOFF_NS};
-            nanosleep(&ts, NULL);
-        }
-        int64_t now = mono_ns();
-        if (r != 1) {
-            /* The spool ran dry: make everything so far durable now. */
+            now = mono_ns();
+        } else {
+            /* Nothing new: make everything so far durable now. */
+            now = mono_ns();
             if (dirty) {
                 commit(p);
                 dirty = unflushed = 0;
@@ -274,9 +228,6 @@ static void *run(void *arg)
             } else {
                 cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
             }
-            /* Stopped without cw_spool_stop(): do not wait for an EOF that
-             * will not come. */
-            if (atomic_load(&p->stopping)) break;
             continue;
         }
         if (now - last_commit >= COMMIT_EVERY_NS) {
@@ -372,8 +323,6 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
         return -1;
     }
     p->spool = spool;
-    uint64_t arena = cfg->decode_arena_bytes ? cfg->decode_arena_bytes : DEFAULT_ARENA_BYTES;
-    cw_arena_init(&p->arena, (size_t)arena);
     cw_buf_init(&p->line, LINE_MAX_BYTES);
     cw_enrich_opts eo = {.owner_labels = cfg->owner_labels};
     if (cw_enrich_create(&p->enrich, &eo) < 0) {
@@ -408,6 +357,11 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
         snprintf(err, errlen, "pipeline: cannot open spool reader (%d)", r);
         goto fail;
     }
+    uint64_t arena = cfg->decode_arena_bytes ? cfg->decode_arena_bytes : DEFAULT_ARENA_BYTES;
+    if (cw_decoder_create(&p->decoder, p->reader, (size_t)arena, on_bad_record, p) < 0) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        goto fail;
+    }
     *out = p;
     return 0;
 fail:
@@ -417,8 +371,13 @@ fail:
 
 int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen)
 {
+    if (cw_decoder_start(p->decoder) < 0) {
+        snprintf(err, errlen, "pipeline: cannot start the decoder thread");
+        return -1;
+    }
     int r = pthread_create(&p->thread, NULL, run, p);
     if (r != 0) {
+        cw_decoder_stop(p->decoder);
         snprintf(err, errlen, "pipeline: cannot start thread: %s", strerror(r));
         return -1;
     }
@@ -429,7 +388,11 @@ int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen)
 void cw_pipeline_stop(cw_pipeline *p)
 {
     if (!p || !p->started) return;
+    /* The decoder ends at the spool's end (after cw_spool_stop) or, if the
+     * spool still runs, as soon as it has nothing to read; then the
+     * pipeline thread finishes what was decoded and exits. */
     atomic_store(&p->stopping, 1);
+    cw_decoder_stop(p->decoder);
     pthread_join(p->thread, NULL);
     p->started = 0;
 }
@@ -445,7 +408,7 @@ void cw_pipeline_free(cw_pipeline *p)
     cw_detector_free(p->detector);
     cw_incidents_free(p->incidents);
     cw_enrich_free(p->enrich);
-    cw_arena_destroy(&p->arena);
+    cw_decoder_free(p->decoder);
     cw_buf_free(&p->line);
     free(p);
 }

@@ -153,6 +153,7 @@ typedef struct cw_spool_record {
     const uint8_t *body;
     uint32_t body_len;
     uint64_t offset; /* global offset of this record: a stable, unique id */
+    uint64_t end;    /* global offset just past it: what to commit once it is processed */
 } cw_spool_record;
 
 /* Returns 1 with the next durable record (pointers valid until the next
@@ -172,6 +173,13 @@ int cw_spool_read(cw_spool_reader *r, cw_spool_record *rec, int timeout_ms);
  * few thousand records; what is read but not committed (or committed but not
  * yet saved at a crash) is read again after a restart. */
 int cw_spool_reader_commit(cw_spool_reader *r);
+
+/* Like cw_spool_reader_commit, but only up to `end` (a record's `end` from an
+ * earlier read): for a reader whose records are processed by another thread,
+ * behind the reads. Unlike the other reader calls it may be called from a
+ * thread other than the reading one. Positions before the last commit are
+ * ignored. */
+int cw_spool_reader_commit_at(cw_spool_reader *r, uint64_t end);
 
 /* Bytes durable but not yet committed by this reader. */
 uint64_t cw_spool_reader_lag(cw_spool_reader *r);

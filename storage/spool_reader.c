@@ -222,7 +222,7 @@ int cw_spool_read(cw_spool_reader *r, cw_spool_record *rec, int timeout_ms)
                 r->pos += sr.size;
                 if (sr.kind == CW_REC_HWM) continue;
                 *rec = (cw_spool_record){sr.kind, sr.key_len, sr.key, sr.seq, sr.time_ns,
-                                         sr.body, sr.body_len, at};
+                                         sr.body, sr.body_len, at, r->pos};
                 return 1;
             }
             cw_error(CW_SPOOL_LOG, "reader %s: record at offset %llu: %s", r->name,
@@ -272,15 +272,17 @@ int cw_spool_read(cw_spool_reader *r, cw_spool_record *rec, int timeout_ms)
     }
 }
 
-int cw_spool_reader_commit(cw_spool_reader *r)
+/* Commits up to v (a record boundary at or before the read position). */
+static int commit_to(cw_spool_reader *r, uint64_t v)
 {
     cw_spool *s = r->s;
     pthread_mutex_lock(&s->lock);
-    if (r->pos == r->committed && r->saved == r->committed) {
+    if (v <= r->committed && r->saved == r->committed) {
         pthread_mutex_unlock(&s->lock);
         return 0;
     }
-    r->committed = r->pos;
+    if (v > r->committed) r->committed = v;
+    v = r->committed;
     if (s->writer_active) {
         r->dirty = 1;
         s->cursors_dirty = 1;
@@ -289,12 +291,22 @@ int cw_spool_reader_commit(cw_spool_reader *r)
         return 0;
     }
     pthread_mutex_unlock(&s->lock);
-    uint64_t v = r->pos;
     int rc = save_cursor(s, r->name, v);
     pthread_mutex_lock(&s->lock);
     if (rc == 0 && v > r->saved) r->saved = v;
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int cw_spool_reader_commit(cw_spool_reader *r)
+{
+    /* r->pos belongs to the reading thread, which is the caller here. */
+    return commit_to(r, r->pos);
+}
+
+int cw_spool_reader_commit_at(cw_spool_reader *r, uint64_t end)
+{
+    return commit_to(r, end);
 }
 
 uint64_t cw_spool_reader_lag(cw_spool_reader *r)
