@@ -1,0 +1,15 @@
+# Tests of the PostgreSQL sink (storage/pg_*.c) against the real PostgreSQL of
+# tests/services (start.sh). Registered only when CW_SERVICES=1 at configure
+# time, like tests/services.cmake; at run time they read PG_CONNINFO from the
+# environment (scripts/test.sh exports it to ctest) and work in databases of
+# their own, which they drop.
+if("$ENV{CW_SERVICES}")
+  cw_unit_test(test_pg_schema unit/test_pg_schema.c)
+  # cw_unit_test sets ENVIRONMENT; keep its value and pass PG_CONNINFO on
+  # only if ctest's environment lacks it (a configure-time value is a
+  # convenience for running ctest by hand).
+  if(DEFINED ENV{PG_CONNINFO})
+    set_property(TEST test_pg_schema APPEND PROPERTY ENVIRONMENT "PG_CONNINFO=$ENV{PG_CONNINFO}")
+  endif()
+  set_tests_properties(test_pg_schema PROPERTIES TIMEOUT 120)
+endif()
