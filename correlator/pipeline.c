@@ -52,7 +52,6 @@ struct cw_pipeline {
     cw_buf line;
     pthread_t thread;
     int started;
-    atomic_int stopping;
     _Atomic uint64_t records, events, bad_records, bad_events;
 };
 
@@ -391,7 +390,6 @@ void cw_pipeline_stop(cw_pipeline *p)
     /* The decoder ends at the spool's end (after cw_spool_stop) or, if the
      * spool still runs, as soon as it has nothing to read; then the
      * pipeline thread finishes what was decoded and exits. */
-    atomic_store(&p->stopping, 1);
     cw_decoder_stop(p->decoder);
     pthread_join(p->thread, NULL);
     p->started = 0;

@@ -43,11 +43,9 @@ static int fail(cctx *c, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(cctx *c, const char *file, int line, const char *fmt, ...)
 {
-    int n = snprintf(c->err, c->errlen, "%s:%d: ", file, line);
-    if (n < 0 || (size_t)n >= c->errlen) return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    cw_rule_verr(c->err, c->errlen, file, line, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -23,13 +23,20 @@ typedef struct pctx {
 } pctx;
 
 static int fail(pctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cw_rule_verr(char *err, size_t errlen, const char *file, int line, const char *fmt,
+                 va_list ap)
+{
+    int n = snprintf(err, errlen, "%s:%d: ", file, line);
+    if (n < 0 || (size_t)n >= errlen) return -1;
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    return -1;
+}
+
 static int fail(pctx *c, int line, const char *fmt, ...)
 {
-    int n = snprintf(c->err, c->errlen, "%s:%d: ", c->file, line);
-    if (n < 0 || (size_t)n >= c->errlen) return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    cw_rule_verr(c->err, c->errlen, c->file, line, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -11,6 +11,7 @@
 #ifndef CW_RULE_PARSE_H
 #define CW_RULE_PARSE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,5 +120,10 @@ int cw_rule_parse_text(cw_pool *pool, const char *text, size_t len, const char *
                        cw_rule_ast ***tail, char *err, size_t errlen);
 
 const char *cw_severity_name(enum cw_severity s);
+
+/* Formats "FILE:LINE: message" into err, the form of every rule load
+ * error (parser and compiler alike). Returns -1, for `return cw_rule_verr(...)`. */
+int cw_rule_verr(char *err, size_t errlen, const char *file, int line, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 5, 0)));
 
 #endif

@@ -185,4 +185,28 @@ static cw_spool_opts test_opts(const char *dir)
     return o;
 }
 
+/* cmocka group fixtures: a fresh temporary data dir per test. */
+static inline int setup(void **state)
+{
+    *state = make_tmpdir();
+    return *state ? 0 : -1;
+}
+
+static inline int teardown(void **state)
+{
+    remove_tmpdir(*state);
+    return 0;
+}
+
+/* Opens a spool and fails the test (with the reason) if it cannot. */
+static inline cw_spool *open_spool(const cw_spool_opts *o)
+{
+    char err[256] = "";
+    cw_spool *s = NULL;
+    int r = cw_spool_open(&s, o, err, sizeof err);
+    if (r != 0) fprintf(stderr, "open: %s\n", err);
+    assert_int_equal(r, 0);
+    return s;
+}
+
 #endif

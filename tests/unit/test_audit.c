@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "tests/unit/testutil.h"
 #include "server/audit.h"
 #include "server/dedupe.h"
 
@@ -25,23 +26,6 @@ typedef struct sample {
 
 static sample samples[MAX_SAMPLES];
 static size_t n_samples;
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    cw_buf b;
-    cw_buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        cw_buf_append(&b, chunk, n);
-    fclose(f);
-    cw_buf_append(&b, "", 1);
-    *len = b.len - 1;
-    return (char *)b.data;
-}
 
 static int load_corpus(void **state)
 {
@@ -61,7 +45,7 @@ static int load_corpus(void **state)
         char path[2048];
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         snprintf(s->name, sizeof(s->name), "%s", de->d_name);
-        s->text = read_file(path, &s->len);
+        s->text = cw_test_read_file(path, &s->len);
         if (s->text)
             n_samples++;
     }

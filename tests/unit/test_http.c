@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "tests/unit/testutil.h"
 #include "common/config.h"
 #include "common/metrics.h"
 #include "server/http.h"
@@ -51,23 +52,6 @@ typedef struct fixture {
 
 /* ---- corpus ---------------------------------------------------------------- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    cw_buf b;
-    cw_buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        cw_buf_append(&b, chunk, n);
-    fclose(f);
-    cw_buf_append(&b, "", 1);
-    *len = b.len - 1;
-    return (char *)b.data;
-}
-
 static void load_corpus(void)
 {
     const char *shared = getenv("CW_SHARED");
@@ -84,7 +68,7 @@ static void load_corpus(void)
         char path[2048];
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         snprintf(s->name, sizeof(s->name), "%s", de->d_name);
-        s->text = slurp(path, &s->len);
+        s->text = cw_test_read_file(path, &s->len);
         assert_non_null(s->text);
         json_t *j = json_loadb(s->text, s->len, 0, NULL);
         assert_non_null(j);

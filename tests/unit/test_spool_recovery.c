@@ -11,28 +11,6 @@
 #include "storage/spool_hwm.h"
 #include "tests/unit/spool_testlib.h"
 
-static int setup(void **state)
-{
-    *state = make_tmpdir();
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    remove_tmpdir(*state);
-    return 0;
-}
-
-static cw_spool *open_spool(const cw_spool_opts *o)
-{
-    char err[256] = "";
-    cw_spool *s = NULL;
-    int r = cw_spool_open(&s, o, err, sizeof err);
-    if (r != 0) fprintf(stderr, "open: %s\n", err);
-    assert_int_equal(r, 0);
-    return s;
-}
-
 typedef struct item {
     uint8_t kind;
     const char *key;
