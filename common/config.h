@@ -71,6 +71,21 @@ typedef struct cw_config {
     uint32_t incident_max_open;
     uint32_t incident_max_alerts;       /* alert ids kept per incident */
 
+    /* Sinks (storage/): empty conninfo / brokers = that sink is off. With
+     * either on, the pipeline writes its outputs to the sink spool
+     * (data_dir/out) and each sink delivers from there (storage/outrec.h). */
+    char pg_conninfo[CW_PATH_MAX];      /* libpq conninfo string or URI */
+    uint32_t pg_batch_rows;             /* events per COPY transaction, at most */
+    char kafka_brokers[CW_PATH_MAX];    /* bootstrap.servers */
+    char kafka_topic_events[256];
+    char kafka_topic_alerts[256];
+    char kafka_topic_incidents[256];
+    uint32_t kafka_partitions;          /* for topics chainwatchd creates */
+    uint32_t kafka_replication_factor;  /* for topics chainwatchd creates; 0: broker default */
+    char kafka_properties[CW_PATH_MAX]; /* extra librdkafka properties, "k=v,k=v" */
+    uint64_t sink_max_bytes;            /* sink spool bytes not yet delivered before the pipeline waits */
+    uint32_t sink_drain_timeout_ms;     /* at shutdown, how long sinks may keep delivering */
+
     /* Only from the command line. */
     char config_file[CW_PATH_MAX];
     int check_config;

@@ -1,5 +1,6 @@
 #include "common/metrics.h"
 
+#include <stddef.h>
 #include <string.h>
 
 cw_metrics cw_m;
@@ -24,6 +25,9 @@ const char *const cw_audit_reject_names[CW_AUDIT_REJ__COUNT] = {
     [CW_AUDIT_REJ_BAD_CLUSTER] = "bad_cluster",
     [CW_AUDIT_REJ_UNAVAILABLE] = "unavailable",
 };
+
+const char *const cw_sink_names[CW_SINK__COUNT] = {"kafka", "postgres"};
+const char *const cw_sink_kind_names[CW_SINK_KIND__COUNT] = {"events", "alerts", "incidents"};
 
 static int header(cw_buf *o, const char *name, const char *type, const char *help)
 {
@@ -127,6 +131,51 @@ static int render_detection(cw_buf *o)
     return r;
 }
 
+static int render_sinks(cw_buf *o)
+{
+    int r = 0;
+    r |= header(o, "chainwatch_sink_delivered_total", "counter",
+                "Records confirmed stored by a sink (delivery report, COMMIT), by kind.");
+    for (int i = 0; i < CW_SINK__COUNT; i++)
+        for (int k = 0; k < CW_SINK_KIND__COUNT; k++)
+            r |= cw_buf_printf(o, "chainwatch_sink_delivered_total{sink=\"%s\",kind=\"%s\"} %llu\n",
+                               cw_sink_names[i], cw_sink_kind_names[k],
+                               U(cw_m.sink_delivered_total[i][k]));
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+        int is_signed;
+    } per_sink[] = {
+        {"chainwatch_sink_duplicates_total", "counter",
+         "Records replayed after a restart and found already stored (not stored again).",
+         offsetof(cw_metrics, sink_duplicates_total), 0},
+        {"chainwatch_sink_errors_total", "counter",
+         "Failed deliveries, connections or queries of a sink (each retried).",
+         offsetof(cw_metrics, sink_errors_total), 0},
+        {"chainwatch_sink_up", "gauge", "1 while the sink is connected and delivering.",
+         offsetof(cw_metrics, sink_up), 1},
+        {"chainwatch_sink_lag_bytes", "gauge",
+         "Sink spool bytes not yet confirmed stored by the sink.",
+         offsetof(cw_metrics, sink_lag_bytes), 1},
+    };
+    for (size_t m = 0; m < sizeof per_sink / sizeof per_sink[0]; m++) {
+        r |= header(o, per_sink[m].name, per_sink[m].type, per_sink[m].help);
+        for (int i = 0; i < CW_SINK__COUNT; i++) {
+            const char *base = (const char *)&cw_m + per_sink[m].off;
+            long long v = per_sink[m].is_signed
+                              ? (long long)atomic_load_explicit((_Atomic int64_t *)base + i,
+                                                                memory_order_relaxed)
+                              : (long long)atomic_load_explicit((_Atomic uint64_t *)base + i,
+                                                                memory_order_relaxed);
+            r |= cw_buf_printf(o, "%s{sink=\"%s\"} %lld\n", per_sink[m].name, cw_sink_names[i],
+                               v);
+        }
+    }
+    r |= scalar_u(o, "chainwatch_pipeline_sink_waits_total", "counter",
+                  "Times the pipeline waited because the sink spool was full.",
+                  U(cw_m.pipeline_sink_waits_total));
+    return r;
+}
 
 int cw_metrics_render(cw_buf *o)
 {
@@ -186,5 +235,6 @@ int cw_metrics_render(cw_buf *o)
     r |= scalar_u(o, "chainwatch_output_lines_dropped_total", "counter",
                   "Output lines lost to write errors.", U(cw_m.output_lines_dropped_total));
     r |= render_detection(o);
+    r |= render_sinks(o);
     return r ? -1 : 0;
 }

@@ -43,6 +43,12 @@ enum cw_audit_reject {
 };
 extern const char *const cw_audit_reject_names[CW_AUDIT_REJ__COUNT];
 
+/* Sinks (storage/kafka_sink.h, storage/pg_sink.h) and what they deliver. */
+enum cw_sink { CW_SINK_KAFKA, CW_SINK_PG, CW_SINK__COUNT };
+extern const char *const cw_sink_names[CW_SINK__COUNT];
+enum cw_sink_kind { CW_SINK_EVENTS, CW_SINK_ALERTS, CW_SINK_INCIDENTS, CW_SINK_KIND__COUNT };
+extern const char *const cw_sink_kind_names[CW_SINK_KIND__COUNT];
+
 /* Severities, in the order of enum cw_severity (correlator/alert.h). */
 #define CW_METRIC_SEVERITIES 5
 extern const char *const cw_severity_names[CW_METRIC_SEVERITIES];
@@ -90,6 +96,19 @@ typedef struct cw_metrics {
     _Atomic uint64_t incidents_total[CW_METRIC_SEVERITIES];
     _Atomic uint64_t detect_ns_total;
     _Atomic uint64_t detect_events_total;
+
+    /* Sinks. delivered: confirmed by the store (delivery report, COMMIT);
+     * duplicates: replayed after a crash and found already stored (not
+     * stored again); errors: failed deliveries, connections and queries,
+     * each retried; up: 1 while connected and writing; lag: sink spool bytes
+     * not yet confirmed by that sink. */
+    _Atomic uint64_t sink_delivered_total[CW_SINK__COUNT][CW_SINK_KIND__COUNT];
+    _Atomic uint64_t sink_duplicates_total[CW_SINK__COUNT];
+    _Atomic uint64_t sink_errors_total[CW_SINK__COUNT];
+    _Atomic int64_t sink_up[CW_SINK__COUNT];
+    _Atomic int64_t sink_lag_bytes[CW_SINK__COUNT];
+    /* Times the pipeline waited because the sink spool was full. */
+    _Atomic uint64_t pipeline_sink_waits_total;
 } cw_metrics;
 
 extern cw_metrics cw_m;

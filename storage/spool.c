@@ -345,8 +345,8 @@ static uint64_t max_lag(const cw_spool *s)
 
 int cw_spool_submit(cw_spool *s, cw_spool_req *req)
 {
-    if (req->kind == CW_REC_HWM || req->kind > CW_REC_AUDIT || req->body_len > CW_SPOOL_BODY_MAX ||
-        (req->key_len && !req->key) || (req->body_len && !req->body))
+    if (req->kind == CW_REC_HWM || req->kind > CW_REC__LAST ||
+        req->body_len > CW_SPOOL_BODY_MAX || (req->key_len && !req->key) || (req->body_len && !req->body))
         return CW_SPOOL_INVAL;
     uint64_t size = rec_size(req);
     pthread_mutex_lock(&s->lock);
@@ -484,7 +484,7 @@ static void publish(cw_spool *s, cw_spool_req *from, cw_spool_req *to, uint64_t 
     s->durable_end = g->end;
     s->disk_bytes += bytes;
     for (cw_spool_req *r = from; r != to; r = r->next) {
-        if (r->kind == CW_REC_BATCH &&
+        if ((r->kind == CW_REC_BATCH || r->kind >= CW_REC_OUT_EVENTS) &&
             cw_spool_hwm_update(&s->hwm, r->key, r->key_len, r->seq) < 0)
             cw_error(CW_SPOOL_LOG, "out of memory for the high-water mark of an agent");
     }

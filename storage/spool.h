@@ -64,6 +64,13 @@ enum cw_rec_kind {
     CW_REC_HELLO = 1, /* key: agent id; body: Hello message bytes */
     CW_REC_BATCH = 2, /* key: agent id; seq: batch seq; body: EventBatch message bytes */
     CW_REC_AUDIT = 3, /* key: cluster; body: one audit.k8s.io Event as JSON */
+    /* The sink spool (data_dir/out, written by the pipeline, read by the
+     * Kafka and PostgreSQL sinks): key "pipeline", seq = the input spool
+     * position through which every output is stored (storage/outrec.h). */
+    CW_REC_OUT_EVENTS = 4,   /* body: enriched events (outrec.h) */
+    CW_REC_OUT_ALERT = 5,    /* body: one alert as its JSON object */
+    CW_REC_OUT_INCIDENT = 6, /* body: one incident state as its JSON object */
+    CW_REC__LAST = CW_REC_OUT_INCIDENT
 };
 
 #define CW_SPOOL_OK 0

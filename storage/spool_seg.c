@@ -110,7 +110,7 @@ int cw_spool_seg_next(cw_spool_seg_rd *rd, uint64_t pos, uint64_t limit, cw_spoo
     uint32_t body_len = get_u32(h);
     uint32_t crc = get_u32(h + 4);
     uint8_t kind = h[8], key_len = h[9];
-    if (body_len > CW_SPOOL_BODY_MAX || kind > CW_REC_AUDIT || h[10] || h[11])
+    if (body_len > CW_SPOOL_BODY_MAX || kind > CW_REC__LAST || h[10] || h[11])
         return CW_SPOOL_SEG_CORRUPT;
     uint64_t size = (uint64_t)CW_SPOOL_HDR + key_len + body_len;
     r = ensure(rd, pos, size, limit);
@@ -150,7 +150,7 @@ int cw_spool_seg_scan(int fd, uint64_t limit, cw_spool_hwm *hwm, cw_spool_seg_sc
                 res->stop = CW_SPOOL_SEG_CORRUPT;
                 break;
             }
-        } else if (rec.kind == CW_REC_BATCH) {
+        } else if (rec.kind == CW_REC_BATCH || rec.kind >= CW_REC_OUT_EVENTS) {
             r = cw_spool_hwm_update(hwm, rec.key, rec.key_len, rec.seq);
         }
         if (r < 0) {
