@@ -19,7 +19,10 @@
 #include "correlator/detect.h"
 #include "correlator/event.h"
 #include "correlator/incident.h"
+#include "correlator/outbox.h"
+#include "correlator/stored_event.h"
 #include "storage/jsonl.h"
+#include "storage/outrec.h"
 
 
 /* Where rules are looked for when the configuration names no directory:
@@ -50,6 +53,19 @@ struct cw_pipeline {
     cw_decoder *decoder; /* reads and decodes the spool ahead of us */
     uint64_t done_end;   /* spool position past the last record fully processed */
     cw_buf line;
+    /* The sink spool (NULL: no sink configured). For the input record being
+     * processed: its events as one CW_REC_OUT_EVENTS body, and its alert
+     * and incident lines (u8 kind, u32 length, bytes each), all put when
+     * the record is done. Input records ending at or before `resume` had
+     * their outputs stored before a restart: they are processed (to rebuild
+     * enrichment and incident state) but their outputs are not put again. */
+    cw_outbox *outbox;
+    cw_buf out_events, out_lines;
+    size_t out_event_count;
+    int replaying;
+    uint64_t resume;
+    cw_stored_packer packer;
+    cw_buf pb;
     pthread_t thread;
     int started;
     _Atomic uint64_t records, events, bad_records, bad_events;
@@ -78,19 +94,94 @@ static void bad_event(cw_pipeline *p, const char *id, const char *why)
         cw_warn("pipeline", "skipping event %s: %s (%llu so far)", id, why, (unsigned long long)n);
 }
 
+/* Adds ev to the current record's sink spool body. */
+static void sink_event(cw_pipeline *p, const cw_event *ev)
+{
+    char key[CW_EVENT_ID_MAX];
+    cw_outrec_event e = {.id = ev->id, .time_ns = ev->time_ns};
+    size_t id_len = strlen(ev->id), key_len = cw_stored_event_key(ev, key, sizeof key);
+    e.id_len = (uint16_t)id_len;
+    e.key = key;
+    e.key_len = (uint16_t)key_len;
+    cw_buf_reset(&p->pb);
+    if (cw_stored_event_pack(&p->packer, ev, &p->pb) < 0 || p->pb.len > UINT32_MAX) {
+        bad_event(p, ev->id, "cannot encode it for the sinks");
+        return;
+    }
+    e.pb = p->pb.data;
+    e.pb_len = (uint32_t)p->pb.len;
+    e.json = (const char *)p->line.data;
+    e.json_len = (uint32_t)p->line.len;
+    if (cw_outrec_append(&p->out_events, &e) < 0) {
+        bad_event(p, ev->id, "too large for the sink spool");
+        return;
+    }
+    p->out_event_count++;
+}
+
 static void write_event(cw_pipeline *p, const cw_event *ev)
 {
-    if (!p->events_out) return;
+    int to_sinks = p->outbox && !p->replaying;
+    if (!p->events_out && !to_sinks) return;
     cw_buf_reset(&p->line);
     if (cw_event_to_json(ev, &p->line) < 0) {
         cw_metric_add(cw_m.output_lines_dropped_total, 1);
         bad_event(p, ev->id, "JSON form too large");
     } else {
-        cw_jsonl_write(p->events_out, p->line.data, p->line.len);
+        if (p->events_out) cw_jsonl_write(p->events_out, p->line.data, p->line.len);
+        if (to_sinks) sink_event(p, ev);
     }
     if (p->line.alloc > LINE_KEEP_BYTES) {
         cw_buf_free(&p->line);
         cw_buf_init(&p->line, LINE_MAX_BYTES);
+    }
+}
+
+/* Pipeline thread: an alert or incident line from the incident stage, kept
+ * for the sink spool until the record is done. */
+static void on_incident_line(void *ud, int is_incident, const char *line, size_t len)
+{
+    cw_pipeline *p = ud;
+    if (!p->outbox || p->replaying) return;
+    uint8_t hdr[5] = {is_incident ? CW_REC_OUT_INCIDENT : CW_REC_OUT_ALERT, (uint8_t)len,
+                      (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    if (len > UINT32_MAX || cw_buf_append(&p->out_lines, hdr, sizeof hdr) < 0 ||
+        cw_buf_append(&p->out_lines, line, len) < 0) {
+        cw_metric_add(cw_m.output_lines_dropped_total, 1);
+        cw_error("pipeline", "out of memory for an %s bound for the sinks",
+                 is_incident ? "incident" : "alert");
+    }
+}
+
+/* Pipeline thread: the record ending at `end` is processed; puts its
+ * outputs in the sink spool, the last one carrying `end` (outrec.h). */
+static void sink_record_done(cw_pipeline *p, uint64_t end)
+{
+    const uint8_t *q = p->out_lines.data, *stop = q + p->out_lines.len;
+    int have_events = p->out_event_count > 0;
+    while (q < stop) {
+        uint8_t kind = q[0];
+        uint32_t len = (uint32_t)q[1] | (uint32_t)q[2] << 8 | (uint32_t)q[3] << 16 |
+                       (uint32_t)q[4] << 24;
+        q += 5;
+        int last = !have_events && q + len == stop;
+        if (cw_outbox_put(p->outbox, kind, q, len, last ? end : 0) < 0)
+            cw_metric_add(cw_m.output_lines_dropped_total, 1);
+        q += len;
+    }
+    if (have_events &&
+        cw_outbox_put(p->outbox, CW_REC_OUT_EVENTS, p->out_events.data, p->out_events.len, end) < 0)
+        cw_metric_add(cw_m.output_lines_dropped_total, p->out_event_count);
+    cw_buf_reset(&p->out_lines);
+    cw_buf_reset(&p->out_events);
+    p->out_event_count = 0;
+    if (p->out_events.alloc > 4 * LINE_KEEP_BYTES) {
+        cw_buf_free(&p->out_events);
+        cw_buf_init(&p->out_events, 0);
+    }
+    if (p->out_lines.alloc > 4 * LINE_KEEP_BYTES) {
+        cw_buf_free(&p->out_lines);
+        cw_buf_init(&p->out_lines, 0);
     }
 }
 
@@ -166,9 +257,11 @@ static void handle_audit(cw_pipeline *p, const cw_rec_item *it)
 static void handle_item(cw_pipeline *p, const cw_rec_item *it)
 {
     atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);
+    if (p->outbox) p->replaying = it->end <= p->resume;
     if (it->kind == CW_REC_HELLO) cw_enrich_hello(p->enrich, it->key, it->hello);
     else if (it->kind == CW_REC_BATCH) handle_batch(p, it);
     else if (it->kind == CW_REC_AUDIT) handle_audit(p, it);
+    if (p->outbox) sink_record_done(p, it->end);
     p->done_end = it->end;
 }
 
@@ -194,8 +287,14 @@ static void flush_outputs(cw_pipeline *p, int sync)
 static void commit(cw_pipeline *p)
 {
     flush_outputs(p, 1);
-    /* Only what was processed: the decoder has read further ahead. */
-    if (p->done_end && cw_spool_reader_commit_at(p->reader, p->done_end) < 0)
+    /* Only what was processed (the decoder has read further ahead), and
+     * with sinks only what has every output durable in the sink spool. */
+    uint64_t end = p->done_end;
+    if (p->outbox) {
+        cw_outbox_poll(p->outbox);
+        if (!cw_outbox_idle(p->outbox)) end = cw_outbox_durable(p->outbox);
+    }
+    if (end && cw_spool_reader_commit_at(p->reader, end) < 0)
         cw_error("pipeline", "cannot save the spool cursor; records will be read again");
     cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
 }
@@ -229,6 +328,7 @@ static void *run(void *arg)
             }
             continue;
         }
+        if (p->outbox) cw_outbox_poll(p->outbox);
         if (now - last_commit >= COMMIT_EVERY_NS) {
             commit(p);
             dirty = unflushed = 0;
@@ -240,6 +340,11 @@ static void *run(void *arg)
             cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
         }
     }
+    /* Everything read is processed; with sinks, wait until its outputs are
+     * durable (or cw_pipeline_stop_within gives up). */
+    if (p->outbox && cw_outbox_drain(p->outbox) < 0)
+        cw_warn("pipeline", "stopping before every output reached the sink spool; "
+                "the rest is processed again at the next start");
     commit(p);
     return NULL;
 }
@@ -323,6 +428,10 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
     }
     p->spool = spool;
     cw_buf_init(&p->line, LINE_MAX_BYTES);
+    cw_buf_init(&p->out_events, CW_SPOOL_BODY_MAX);
+    cw_buf_init(&p->out_lines, 0);
+    cw_buf_init(&p->pb, 0);
+    cw_stored_packer_init(&p->packer);
     cw_enrich_opts eo = {.owner_labels = cfg->owner_labels};
     if (cw_enrich_create(&p->enrich, &eo) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");
@@ -340,6 +449,10 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
         .enrich = p->enrich,
         .alerts_out = p->alerts_out,
         .incidents_out = p->incidents_out,
+        /* Lines for the sink spool; only asked for when a sink is
+         * configured, since building them costs even when unused. */
+        .on_line = (cfg->pg_conninfo[0] || cfg->kafka_brokers[0]) ? on_incident_line : NULL,
+        .ud = p,
     };
     if (cw_incidents_create(&p->incidents, &io) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");
@@ -384,15 +497,50 @@ int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen)
     return 0;
 }
 
-void cw_pipeline_stop(cw_pipeline *p)
+int cw_pipeline_set_sink(cw_pipeline *p, cw_spool *sink_spool, uint64_t max_mem_bytes,
+                         char *err, size_t errlen)
+{
+    int r = cw_outbox_create(&p->outbox, sink_spool, max_mem_bytes);
+    if (r < 0) {
+        snprintf(err, errlen, "pipeline: cannot attach the sink spool (%d)", r);
+        return -1;
+    }
+    p->resume = cw_outbox_resume(p->outbox);
+    if (p->resume)
+        cw_info("pipeline", "outputs up to input spool offset %llu are already in the sink spool",
+                (unsigned long long)p->resume);
+    return 0;
+}
+
+void cw_pipeline_stop_within(cw_pipeline *p, unsigned sink_wait_ms)
 {
     if (!p || !p->started) return;
     /* The decoder ends at the spool's end (after cw_spool_stop) or, if the
      * spool still runs, as soon as it has nothing to read; then the
      * pipeline thread finishes what was decoded and exits. */
     cw_decoder_stop(p->decoder);
+    if (p->outbox) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += sink_wait_ms / 1000;
+        ts.tv_nsec += (long)(sink_wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (pthread_timedjoin_np(p->thread, NULL, &ts) == 0) {
+            p->started = 0;
+            return;
+        }
+        /* The sink spool stays full (a sink is down): give up; what the
+         * input cursor does not cover yet is processed again next start. */
+        cw_warn("pipeline", "sink spool still full after %u ms; stopping anyway", sink_wait_ms);
+        cw_outbox_abort(p->outbox);
+    }
     pthread_join(p->thread, NULL);
     p->started = 0;
+}
+
+void cw_pipeline_stop(cw_pipeline *p)
+{
+    cw_pipeline_stop_within(p, 10000);
 }
 
 void cw_pipeline_free(cw_pipeline *p)
@@ -407,6 +555,11 @@ void cw_pipeline_free(cw_pipeline *p)
     cw_incidents_free(p->incidents);
     cw_enrich_free(p->enrich);
     cw_decoder_free(p->decoder);
+    cw_outbox_free(p->outbox);
+    cw_stored_packer_free(&p->packer);
+    cw_buf_free(&p->pb);
+    cw_buf_free(&p->out_events);
+    cw_buf_free(&p->out_lines);
     cw_buf_free(&p->line);
     free(p);
 }

@@ -67,6 +67,20 @@ int cw_pipeline_start(cw_pipeline *p, char *err, size_t errlen);
  * Safe to call when the thread was never started. */
 void cw_pipeline_stop(cw_pipeline *p);
 
+/* With sinks: the pipeline also writes its outputs (enriched events,
+ * alerts, incident states) to sink_spool (storage/outrec.h), holding at most
+ * max_mem_bytes of copies in memory, and commits its input cursor only
+ * past input records whose outputs are durable there. Call after create and
+ * before cw_spool_start() of the sink spool. Returns 0, or -1 with err. */
+int cw_pipeline_set_sink(cw_pipeline *p, cw_spool *sink_spool, uint64_t max_mem_bytes,
+                         char *err, size_t errlen);
+
+/* Like cw_pipeline_stop, but when the sink spool stays full (a sink is
+ * down) gives up after sink_wait_ms: what is not durable there yet stays
+ * uncommitted in the input spool and is processed again at the next start.
+ * Call before cw_spool_stop() of the sink spool. */
+void cw_pipeline_stop_within(cw_pipeline *p, unsigned sink_wait_ms);
+
 /* Closes the outputs and frees p (stop it first). */
 void cw_pipeline_free(cw_pipeline *p);
 

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "correlator/pipeline.h"
+#include "storage/outrec.h"
 #include "storage/spool.h"
 
 static char dir[64];
@@ -401,6 +402,166 @@ static void spool_to_events_out_once(void **state)
     json_decref(lines);
 }
 
+/* ------------------------------------------------------------ sink spool */
+
+static cw_spool *open_sink_spool(void)
+{
+    char sdir[128];
+    snprintf(sdir, sizeof sdir, "%s/out", dir);
+    mkdir(sdir, 0700);
+    cw_spool_opts o = {.data_dir = sdir,
+                       .segment_bytes = 1024 * 1024,
+                       .max_bytes = 64 * 1024 * 1024,
+                       .queue_max_bytes = 16 * 1024 * 1024};
+    cw_spool *s;
+    char err[256];
+    if (cw_spool_open(&s, &o, err, sizeof err) < 0) fail_msg("sink spool: %s", err);
+    return s;
+}
+
+typedef struct sink_seen {
+    int records, events, alerts, incidents;
+    uint64_t last_seq;
+    char ids[16][128];
+} sink_seen;
+
+/* Reads the whole sink spool with a fresh reader and tallies it. */
+static void read_sink_spool(sink_seen *seen)
+{
+    memset(seen, 0, sizeof *seen);
+    cw_spool *s = open_sink_spool();
+    cw_spool_reader *r;
+    char name[32];
+    static int n;
+    snprintf(name, sizeof name, "check%d", n++);
+    assert_int_equal(cw_spool_reader_open(s, name, &r), 0);
+    cw_spool_stop(s);
+    cw_spool_record rec;
+    while (cw_spool_read(r, &rec, 0) == 1) {
+        seen->records++;
+        assert_int_equal(rec.key_len, strlen(CW_OUTREC_KEY));
+        assert_memory_equal(rec.key, CW_OUTREC_KEY, rec.key_len);
+        if (rec.seq) seen->last_seq = rec.seq;
+        if (rec.kind == CW_REC_OUT_EVENTS) {
+            size_t pos = 0;
+            cw_outrec_event e;
+            int got;
+            while ((got = cw_outrec_next(rec.body, rec.body_len, &pos, &e)) == 1) {
+                assert_true(seen->events < 16);
+                snprintf(seen->ids[seen->events], sizeof seen->ids[0], "%.*s", (int)e.id_len,
+                         e.id);
+                seen->events++;
+                /* The protobuf and the JSON object tell the same event. */
+                Chainwatch__V1__StoredEvent *m =
+                    chainwatch__v1__stored_event__unpack(NULL, e.pb_len, e.pb);
+                assert_non_null(m);
+                assert_int_equal(strlen(m->id), e.id_len);
+                assert_memory_equal(m->id, e.id, e.id_len);
+                assert_int_equal(m->time_ns, e.time_ns);
+                json_t *j = json_loadb(e.json, e.json_len, 0, NULL);
+                assert_non_null(j);
+                assert_string_equal(js(j, "id"), m->id);
+                assert_string_equal(js(j, "type"), m->type);
+                if (strcmp(m->id, "ag-1:1:1") == 0) {
+                    assert_string_equal(m->pod, "checkout-6f7c9-abcde");
+                    assert_string_equal(m->namespace_, "shop");
+                    assert_string_equal(m->cluster, "prod-sh");
+                    assert_non_null(m->event);
+                    /* One Pod's events share a partition key. */
+                    assert_int_equal(e.key_len, strlen("prod-sh/shop/checkout-6f7c9-abcde"));
+                    assert_memory_equal(e.key, "prod-sh/shop/checkout-6f7c9-abcde", e.key_len);
+                }
+                if (strcmp(m->type, "k8s_audit") == 0) {
+                    assert_non_null(m->audit_json);
+                    assert_null(m->event);
+                }
+                json_decref(j);
+                chainwatch__v1__stored_event__free_unpacked(m, NULL);
+            }
+            assert_int_equal(got, 0);
+        } else if (rec.kind == CW_REC_OUT_ALERT || rec.kind == CW_REC_OUT_INCIDENT) {
+            json_t *j = json_loadb((const char *)rec.body, rec.body_len, 0, NULL);
+            assert_non_null(j);
+            assert_non_null(js(j, "id"));
+            if (rec.kind == CW_REC_OUT_ALERT) seen->alerts++;
+            else seen->incidents++;
+            json_decref(j);
+        } else {
+            fail_msg("unexpected kind %u in the sink spool", rec.kind);
+        }
+    }
+    cw_spool_close(s);
+}
+
+/* One run of the pipeline with a sink spool over whatever `feed` submits. */
+static void run_with_sink(void (*feed)(cw_spool *), int nreq)
+{
+    char err[256];
+    cw_spool *s = open_spool(), *out = open_sink_spool();
+    cw_pipeline *p;
+    cw_config c = cfg;
+    snprintf(c.pg_conninfo, sizeof c.pg_conninfo, "host=unused"); /* a sink is configured */
+    if (cw_pipeline_create(&p, &c, s, err, sizeof err) < 0) fail_msg("%s", err);
+    if (cw_pipeline_set_sink(p, out, 1 << 20, err, sizeof err) < 0) fail_msg("%s", err);
+    assert_int_equal(cw_spool_start(s), 0);
+    assert_int_equal(cw_spool_start(out), 0);
+    assert_int_equal(cw_pipeline_start(p, err, sizeof err), 0);
+    if (feed) feed(s);
+    wait_done(nreq);
+    cw_spool_stop(s);
+    cw_pipeline_stop(p);
+    cw_spool_stop(out);
+    cw_pipeline_free(p);
+    cw_spool_close(out);
+    cw_spool_close(s);
+    free_reqs();
+}
+
+static void feed_first(cw_spool *s)
+{
+    submit_hello(s, "ag-1", "node-1");
+    submit_batch1(s, "ag-1");
+    submit_audit(s, "prod-sh");
+}
+
+static void feed_second(cw_spool *s)
+{
+    submit_hello(s, "ag-1", "node-1");
+    submit_exec_batch(s, "ag-1", 2);
+}
+
+static void sink_spool_gets_every_output_once(void **state)
+{
+    (void)state;
+    run_with_sink(feed_first, 3);
+    sink_seen a;
+    read_sink_spool(&a);
+    assert_int_equal(a.events, 4); /* batch1's three and the audit event */
+    assert_string_equal(a.ids[0], "ag-1:1:0");
+    assert_true(a.alerts >= 1); /* the privileged pod */
+    assert_true(a.incidents >= 1);
+    assert_true(a.last_seq > 0);
+
+    /* A crash after the outputs were stored but before the input cursor was
+     * saved: the input is processed again, but nothing is stored twice. */
+    char cursor[128];
+    snprintf(cursor, sizeof cursor, "%s/spool/cursors/pipeline", dir);
+    assert_int_equal(unlink(cursor), 0);
+    run_with_sink(NULL, 0);
+    sink_seen b;
+    read_sink_spool(&b);
+    assert_int_equal(b.records, a.records);
+    assert_int_equal(b.events, 4);
+
+    /* New input after that: exactly its outputs are added. */
+    run_with_sink(feed_second, 2);
+    sink_seen c;
+    read_sink_spool(&c);
+    assert_int_equal(c.events, 5);
+    assert_string_equal(c.ids[4], "ag-1:2:0");
+    assert_true(c.last_seq > a.last_seq);
+}
+
 static void output_in_missing_directory_fails_create(void **state)
 {
     (void)state;
@@ -418,6 +579,7 @@ int main(void)
 {
     cw_log_set_level(CW_LOG_WARN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(sink_spool_gets_every_output_once, setup, teardown),
         cmocka_unit_test(spool_to_events_out_once),
         cmocka_unit_test(output_in_missing_directory_fails_create),
     };
