@@ -96,6 +96,7 @@ static void *run(void *arg)
 {
     cw_decoder *d = arg;
     int read_errors = 0;
+    pthread_setname_np(pthread_self(), "cw-decode"); /* for top -H and the benchmarks */
     for (;;) {
         /* Wait for a free slot: a slow consumer holds the decoder back. */
         pthread_mutex_lock(&d->lock);

@@ -303,6 +303,7 @@ static void commit(cw_pipeline *p)
 static void *run(void *arg)
 {
     cw_pipeline *p = arg;
+    pthread_setname_np(pthread_self(), "cw-pipeline"); /* for top -H and the benchmarks */
     int64_t last_flush = mono_ns(), last_commit = last_flush;
     int dirty = 0;     /* records processed since the last commit */
     int unflushed = 0; /* records processed since the last write(2) */

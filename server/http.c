@@ -500,6 +500,7 @@ static void on_spool_space(void *ud)
 static void loop_main(void *arg)
 {
     cw_http *h = arg;
+    pthread_setname_np(pthread_self(), "cw-http"); /* for top -H and the benchmarks */
     uv_run(&h->loop, UV_RUN_DEFAULT);
     /* h2o keeps freed socket buffers in a thread-local free list: hand them
      * back before the thread ends. (Its memory-pool free list is static in

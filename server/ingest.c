@@ -148,6 +148,7 @@ static void on_sweep(uv_timer_t *t)
 static void loop_main(void *arg)
 {
     cw_ingest_loop *l = arg;
+    pthread_setname_np(pthread_self(), "cw-ingest"); /* for top -H and the benchmarks */
     uv_run(&l->loop, UV_RUN_DEFAULT);
 }
 

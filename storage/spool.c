@@ -648,6 +648,7 @@ static void writer_run(cw_spool *s)
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "cw-spool"); /* for top -H and the benchmarks */
     writer_run(arg);
     return NULL;
 }

@@ -4,6 +4,10 @@
 # its command line shows it is the service that pid file names), then removes
 # that directory unless CW_SERVICES_KEEP=1. Idempotent: stopping what is not
 # running is no error. Progress goes to stderr.
+#
+# With names (stop.sh kafka postgres redis, any of them) it stops only those
+# and keeps the directory, so that start.sh restarts them on the same data:
+# how the outage tests take a service away and bring it back.
 set -uo pipefail
 
 dir=${CW_SERVICES_DIR:-/tmp/chainwatch-services}
@@ -46,12 +50,24 @@ if [ ! -f "$dir/$marker" ]; then
   exit 1
 fi
 
+only=" $* "
+for name in "$@"; do
+  case $name in
+    kafka|postgres|redis) ;;
+    *) say "unknown service $name (kafka, postgres, redis)"; exit 2 ;;
+  esac
+done
+want() { [ "$only" = "  " ] || [[ $only == *" $1 "* ]]; }
+
 # Kafka first: it is the slowest, and nothing depends on it here. SIGTERM
 # makes it shut down cleanly (a controlled shutdown of the single node).
-stop Kafka "$(cat "$dir/kafka/kafka.pid" 2>/dev/null)" kafka.Kafka TERM 30
+want kafka && stop Kafka "$(cat "$dir/kafka/kafka.pid" 2>/dev/null)" kafka.Kafka TERM 30
 # SIGINT is PostgreSQL's "fast" shutdown: it ends sessions and exits.
-stop PostgreSQL "$(head -n 1 "$dir/pg/data/postmaster.pid" 2>/dev/null)" postgres INT 30
-stop Redis "$(cat "$dir/redis/redis.pid" 2>/dev/null)" redis-server TERM 10
+want postgres &&
+  stop PostgreSQL "$(head -n 1 "$dir/pg/data/postmaster.pid" 2>/dev/null)" postgres INT 30
+want redis && stop Redis "$(cat "$dir/redis/redis.pid" 2>/dev/null)" redis-server TERM 10
+
+[ $# -gt 0 ] && exit 0
 
 if [ "${CW_SERVICES_KEEP:-0}" = 1 ]; then
   say "keeping $dir (CW_SERVICES_KEEP=1)"
