@@ -13,3 +13,14 @@ if("$ENV{CW_SERVICES}")
   endif()
   set_tests_properties(test_pg_schema PROPERTIES TIMEOUT 120)
 endif()
+
+# The PostgreSQL sink (storage/pg_sink.c) end to end: spool records in,
+# rows checked with a blocking connection; includes connection kills and an
+# unreachable server, so it takes a while.
+if("$ENV{CW_SERVICES}")
+  cw_unit_test(test_pg_sink unit/test_pg_sink.c)
+  if(DEFINED ENV{PG_CONNINFO})
+    set_property(TEST test_pg_sink APPEND PROPERTY ENVIRONMENT "PG_CONNINFO=$ENV{PG_CONNINFO}")
+  endif()
+  set_tests_properties(test_pg_sink PROPERTIES TIMEOUT 300)
+endif()

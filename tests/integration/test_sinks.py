@@ -1,0 +1,121 @@
+"""Every event of every scenario reaches PostgreSQL once and Kafka once,
+with its enrichment; alerts and incidents reach both stores, and an
+incident's later states update its row. Real chainwatchd, agentsim, the
+PostgreSQL and Kafka of tests/services."""
+import glob
+import json
+import os
+import unittest
+
+from cwtest import AGENTSIM, SHARED, Server, run, scenario_event_count
+from cwsinks import Database, Topics, duplicates, wait_caught_up
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = sorted(glob.glob(os.path.join(SHARED, "scenarios", "*.jsonl"))
+                   + glob.glob(os.path.join(HERE, "..", "scenarios", "*.jsonl")))
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class SinksTest(unittest.TestCase):
+    def test_every_scenario_event_once_in_both_stores(self):
+        expected = sum(scenario_event_count(p) for p in SCENARIOS)
+        topics = Topics()
+        with Database() as db:
+            srv = Server(extra=["--pg", db.conninfo] + topics.server_args())
+            with srv:
+                # All scenarios into one server, one after another.
+                run([AGENTSIM, "replay", "--speed", "0",
+                     "--server", "127.0.0.1:%d" % srv.agent_port,
+                     "--http", "http://127.0.0.1:%d" % srv.http_port] + SCENARIOS, timeout=600)
+                m = wait_caught_up(srv, ["kafka", "postgres"], expected)
+                self.assertEqual(m['chainwatch_sink_delivered_total{sink="postgres",kind="events"}'],
+                                 expected)
+                self.assertEqual(m['chainwatch_sink_delivered_total{sink="kafka",kind="events"}'],
+                                 expected)
+            events = srv.events()
+            ids = {e["id"] for e in events}
+            self.assertEqual(len(ids), expected)
+
+            # PostgreSQL: each event once (the key enforces it; the count
+            # proves none is missing), with its typed columns.
+            rows = db.rows("SELECT id, type, host, cluster, namespace, pod, body->>'id' FROM events")
+            self.assertEqual(len(rows), expected)
+            self.assertEqual({r[0] for r in rows}, ids)
+            by_id = {r[0]: r for r in rows}
+            for e in events:
+                r = by_id[e["id"]]
+                self.assertEqual(r[1], e["type"])
+                self.assertEqual(r[2], e.get("host") or "")
+                self.assertEqual(r[3], e.get("cluster") or "")
+                self.assertEqual(r[5], e.get("pod") or "")
+                self.assertEqual(r[6], e["id"])
+            in_shop = [r for r in rows if r[5] == "shop-7d9f5c-x2k4p"]
+            self.assertTrue(in_shop, "the worm scenario's Pod is in the events table")
+
+            # Kafka: each event once; one Pod's events on one partition.
+            msgs = topics.dump(topics.events)
+            self.assertEqual(duplicates(m["id"] for m in msgs), {})
+            self.assertEqual({m["id"] for m in msgs}, ids)
+            parts_by_key = {}
+            for m in msgs:
+                parts_by_key.setdefault(m["key"], set()).add(m["partition"])
+            self.assertTrue(all(len(p) == 1 for p in parts_by_key.values()))
+            self.assertIn("prod-hz/shop/shop-7d9f5c-x2k4p", parts_by_key)
+
+            # Alerts: the same set in the file, the table and the topic.
+            alerts = read_jsonl(os.path.join(srv.tmp, "alerts.jsonl"))
+            alert_ids = {a["id"] for a in alerts}
+            self.assertTrue(alert_ids)
+            self.assertEqual({r[0] for r in db.rows("SELECT id FROM alerts")}, alert_ids)
+            amsgs = topics.dump(topics.alerts)
+            self.assertEqual(duplicates(m["id"] for m in amsgs), {})
+            self.assertEqual({m["id"] for m in amsgs}, alert_ids)
+
+            # Incidents: every state on the topic, the latest in the table.
+            states = read_jsonl(os.path.join(srv.tmp, "incidents.jsonl"))
+            final = {}
+            for s in states:
+                final[s["id"]] = s
+            self.assertGreater(len(states), len(final), "some incident changed after it opened")
+            rows = {r[0]: r for r in db.rows(
+                "SELECT id, severity, status, alert_count, body->>'severity' FROM incidents")}
+            self.assertEqual(set(rows), set(final))
+            for iid, s in final.items():
+                self.assertEqual(rows[iid][1], s["severity"])
+                self.assertEqual(rows[iid][2], s.get("status") or "")
+                self.assertEqual(int(rows[iid][3]), s["alert_count"])
+            imsgs = topics.dump(topics.incidents)
+            self.assertEqual(len(imsgs), len(states))
+            worm = [s for s in final.values()
+                    if {"node-a", "node-b"} <= set(s.get("hosts", []))]
+            self.assertTrue(worm, "the worm incident spans both nodes")
+            linked = db.rows("SELECT count(*) FROM incident_alerts WHERE incident_id = '%s'"
+                             % worm[0]["id"])
+            self.assertGreater(int(linked[0][0]), 1)
+
+    def test_restart_stores_nothing_twice(self):
+        """A clean restart on the same data dir sends nothing again."""
+        path = os.path.join(SHARED, "scenarios", "anonymous-apiserver-to-miner-worm.jsonl")
+        n = scenario_event_count(path)
+        topics = Topics()
+        with Database() as db:
+            srv = Server(extra=["--pg", db.conninfo] + topics.server_args())
+            with srv:
+                run([AGENTSIM, "replay", "--speed", "0",
+                     "--server", "127.0.0.1:%d" % srv.agent_port,
+                     "--http", "http://127.0.0.1:%d" % srv.http_port, path])
+                wait_caught_up(srv, ["kafka", "postgres"], n)
+            again = Server(data_dir=srv.data_dir, extra=["--pg", db.conninfo] + topics.server_args())
+            with again:
+                m = wait_caught_up(again, ["kafka", "postgres"])
+                self.assertEqual(m['chainwatch_sink_delivered_total{sink="kafka",kind="events"}'], 0)
+            self.assertEqual(int(db.rows("SELECT count(*) FROM events")[0][0]), n)
+            self.assertEqual(len(topics.dump(topics.events)), n)
+
+
+if __name__ == "__main__":
+    unittest.main()
