@@ -35,7 +35,7 @@ int cw_buf_reserve(cw_buf *b, size_t extra)
     return 0;
 }
 
-int cw_buf_append(cw_buf *b, const void *p, size_t n)
+int cw_buf_append_slow(cw_buf *b, const void *p, size_t n)
 {
     if (cw_buf_reserve(b, n) < 0) return -1;
     if (n) memcpy(b->data + b->len, p, n);

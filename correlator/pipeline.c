@@ -19,6 +19,7 @@
 #include "correlator/detect.h"
 #include "correlator/event.h"
 #include "correlator/incident.h"
+#include "correlator/latest.h"
 #include "correlator/outbox.h"
 #include "correlator/stored_event.h"
 #include "storage/jsonl.h"
@@ -62,6 +63,10 @@ struct cw_pipeline {
     cw_outbox *outbox;
     cw_buf out_events, out_lines;
     size_t out_event_count;
+    /* Incident states since the last flush, newest per incident: put in
+     * the sink spool on each commit (about every second), not on every
+     * change. */
+    cw_latest incidents_pending;
     int replaying;
     uint64_t resume;
     cw_stored_packer packer;
@@ -137,12 +142,50 @@ static void write_event(cw_pipeline *p, const cw_event *ev)
     }
 }
 
-/* Pipeline thread: an alert or incident line from the incident stage, kept
- * for the sink spool until the record is done. */
+/* Pipeline thread: puts the held incident states in the sink spool, the
+ * last one carrying the end of the last record fully processed: with them,
+ * every output up to there is put. */
+static void flush_incidents(cw_pipeline *p)
+{
+    cw_latest *l = &p->incidents_pending;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t seq = i + 1 == l->n ? p->done_end : 0;
+        if (cw_outbox_put(p->outbox, CW_REC_OUT_INCIDENT, l->ents[i].data, l->ents[i].len, seq) < 0)
+            cw_metric_add(cw_m.output_lines_dropped_total, 1);
+    }
+    cw_latest_clear(l);
+}
+
+/* The id of an incident line, which cw_inc_json starts with. */
+static int incident_id(const char *line, size_t len, const char **id, size_t *id_len)
+{
+    static const char pre[] = "{\"id\":\"";
+    if (len < sizeof pre || memcmp(line, pre, sizeof pre - 1) != 0) return -1;
+    const char *s = line + sizeof pre - 1, *q = memchr(s, '"', len - (sizeof pre - 1));
+    if (!q) return -1;
+    *id = s;
+    *id_len = (size_t)(q - s);
+    return 0;
+}
+
+/* Pipeline thread: an alert or incident line from the incident stage.
+ * Alerts are kept until the record is done; incident states until the next
+ * flush, newest per incident. */
 static void on_incident_line(void *ud, int is_incident, const char *line, size_t len)
 {
     cw_pipeline *p = ud;
     if (!p->outbox || p->replaying) return;
+    const char *id;
+    size_t id_len;
+    if (is_incident && incident_id(line, len, &id, &id_len) == 0) {
+        int r = cw_latest_put(&p->incidents_pending, id, id_len, line, len);
+        if (r == 1) {
+            flush_incidents(p);
+            r = cw_latest_put(&p->incidents_pending, id, id_len, line, len);
+        }
+        if (r == 0) return;
+        /* An id too long to hold: written as it comes. */
+    }
     uint8_t hdr[5] = {is_incident ? CW_REC_OUT_INCIDENT : CW_REC_OUT_ALERT, (uint8_t)len,
                       (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
     if (len > UINT32_MAX || cw_buf_append(&p->out_lines, hdr, sizeof hdr) < 0 ||
@@ -159,6 +202,8 @@ static void sink_record_done(cw_pipeline *p, uint64_t end)
 {
     const uint8_t *q = p->out_lines.data, *stop = q + p->out_lines.len;
     int have_events = p->out_event_count > 0;
+    /* Held incident states: the position is claimed when they are put. */
+    if (p->incidents_pending.n) end = 0;
     while (q < stop) {
         uint8_t kind = q[0];
         uint32_t len = (uint32_t)q[1] | (uint32_t)q[2] << 8 | (uint32_t)q[3] << 16 |
@@ -181,6 +226,7 @@ static void sink_record_done(cw_pipeline *p, uint64_t end)
     }
     if (p->out_lines.alloc > 4 * LINE_KEEP_BYTES) {
         cw_buf_free(&p->out_lines);
+    cw_latest_free(&p->incidents_pending);
         cw_buf_init(&p->out_lines, 0);
     }
 }
@@ -284,19 +330,23 @@ static void flush_outputs(cw_pipeline *p, int sync)
     }
 }
 
-static void commit(cw_pipeline *p)
+/* Returns 1 when the commit covers everything processed, 0 when outputs
+ * still in flight to the sink spool hold it back (commit again later). */
+static int commit(cw_pipeline *p)
 {
     flush_outputs(p, 1);
     /* Only what was processed (the decoder has read further ahead), and
      * with sinks only what has every output durable in the sink spool. */
     uint64_t end = p->done_end;
     if (p->outbox) {
+        flush_incidents(p);
         cw_outbox_poll(p->outbox);
         if (!cw_outbox_idle(p->outbox)) end = cw_outbox_durable(p->outbox);
     }
     if (end && cw_spool_reader_commit_at(p->reader, end) < 0)
         cw_error("pipeline", "cannot save the spool cursor; records will be read again");
     cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
+    return end == p->done_end;
 }
 
 /* The pipeline thread. */
@@ -321,8 +371,10 @@ static void *run(void *arg)
             /* Nothing new: make everything so far durable now. */
             now = mono_ns();
             if (dirty) {
-                commit(p);
-                dirty = unflushed = 0;
+                /* Outputs still on their way to the sink spool: commit
+                 * again on the next idle turn. */
+                dirty = !commit(p);
+                unflushed = 0;
                 last_commit = last_flush = now;
             } else {
                 cw_metric_set(cw_m.pipeline_lag_bytes, (int64_t)cw_spool_reader_lag(p->reader));
@@ -331,8 +383,8 @@ static void *run(void *arg)
         }
         if (p->outbox) cw_outbox_poll(p->outbox);
         if (now - last_commit >= COMMIT_EVERY_NS) {
-            commit(p);
-            dirty = unflushed = 0;
+            dirty = !commit(p);
+            unflushed = 0;
             last_commit = last_flush = now;
         } else if (unflushed && now - last_flush >= FLUSH_EVERY_NS) {
             flush_outputs(p, 0);
@@ -343,6 +395,7 @@ static void *run(void *arg)
     }
     /* Everything read is processed; with sinks, wait until its outputs are
      * durable (or cw_pipeline_stop_within gives up). */
+    if (p->outbox) flush_incidents(p);
     if (p->outbox && cw_outbox_drain(p->outbox) < 0)
         cw_warn("pipeline", "stopping before every output reached the sink spool; "
                 "the rest is processed again at the next start");
@@ -432,6 +485,10 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
     cw_buf_init(&p->out_events, CW_SPOOL_BODY_MAX);
     cw_buf_init(&p->out_lines, 0);
     cw_buf_init(&p->pb, 0);
+    if (cw_latest_init(&p->incidents_pending, 4096) < 0) {
+        snprintf(err, errlen, "pipeline: out of memory");
+        goto fail;
+    }
     cw_stored_packer_init(&p->packer);
     cw_enrich_opts eo = {.owner_labels = cfg->owner_labels};
     if (cw_enrich_create(&p->enrich, &eo) < 0) {

@@ -87,13 +87,29 @@ int cw_stored_event_pack(cw_stored_packer *pk, const cw_event *ev, cw_buf *out)
     return rc;
 }
 
+/* Appends s at out[*n], keeping room for the NUL. */
+static void cat(char *out, size_t size, size_t *n, const char *s)
+{
+    size_t len = strlen(s);
+    if (len > size - 1 - *n) len = size - 1 - *n;
+    memcpy(out + *n, s, len);
+    *n += len;
+}
+
 size_t cw_stored_event_key(const cw_event *ev, char *out, size_t size)
 {
-    int n;
-    if (ev->pod[0])
-        n = snprintf(out, size, "%s/%s/%s", ev->cluster, ev->namespace, ev->pod);
-    else
-        n = snprintf(out, size, "%s", ev->host[0] ? ev->host : ev->agent_id);
-    if (n < 0) n = 0;
-    return (size_t)n < size ? (size_t)n : size - 1;
+    /* Per event, so no snprintf. */
+    size_t n = 0;
+    if (size == 0) return 0;
+    if (ev->pod[0]) {
+        cat(out, size, &n, ev->cluster);
+        cat(out, size, &n, "/");
+        cat(out, size, &n, ev->namespace);
+        cat(out, size, &n, "/");
+        cat(out, size, &n, ev->pod);
+    } else {
+        cat(out, size, &n, ev->host[0] ? ev->host : ev->agent_id);
+    }
+    out[n] = '\0';
+    return n;
 }

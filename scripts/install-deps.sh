@@ -2,7 +2,9 @@
 # Installs the Debian packages chainwatch builds and tests with. Idempotent:
 # does nothing when every package is already installed. Needs root (or sudo).
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config python3 clang
+# libclang-rt-dev: clang's sanitizer and libFuzzer runtimes, only recommended
+# by clang, so --no-install-recommends would leave them out.
+pkgs=(build-essential cmake ninja-build pkg-config python3 clang libclang-rt-dev
       libuv1-dev libprotobuf-c-dev protobuf-c-compiler librdkafka-dev libpq-dev
       libhiredis-dev libcurl4-openssl-dev libssl-dev libh2o-dev libyaml-dev
       libjansson-dev libhyperscan-dev libcmocka-dev zlib1g-dev curl)

@@ -116,6 +116,9 @@ struct cw_kafka_sink {
     rd_kafka_conf_t *pconf; /* producer template, duplicated per session */
     rd_kafka_conf_t *cconf; /* consumer template for the set-up scan */
     const char *topic[T__COUNT];
+    /* The sink spool's identity (cw_spool_id), sent as header cw-src: only
+     * positions of this very spool count as already delivered. */
+    char src[CW_SPOOL_ID_LEN + 1];
 
     pthread_t thread;
     int started, loop_ready;
@@ -564,7 +567,13 @@ static int scan_last(cw_kafka_sink *k)
                 rd_kafka_headers_t *h = NULL;
                 const void *v;
                 size_t vl;
+                const void *sv;
+                size_t sl;
+                /* Positions of another spool (a wiped data dir, another
+                 * server) say nothing about ours: nothing is skipped. */
                 if (rd_kafka_message_headers(m, &h) == 0 &&
+                    rd_kafka_header_get_last(h, "cw-src", &sv, &sl) == 0 && sv &&
+                    sl == CW_SPOOL_ID_LEN && memcmp(sv, k->src, sl) == 0 &&
                     rd_kafka_header_get_last(h, "cw-pos", &v, &vl) == 0 && v &&
                     parse_pos(v, vl, &lp->off, &lp->idx) == 0)
                     lp->set = 1;
@@ -663,6 +672,7 @@ static int produce_one(cw_kafka_sink *k, int t, inflight *e, uint32_t idx, const
         k->rk, RD_KAFKA_V_RKT(k->rkt[t]), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_MSGFLAGS(0),
         RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_KEY(key, klen),
         RD_KAFKA_V_HEADER("cw-id", id, (ssize_t)idlen), RD_KAFKA_V_HEADER("cw-pos", pos, -1),
+        RD_KAFKA_V_HEADER("cw-src", k->src, CW_SPOOL_ID_LEN),
         RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return -EAGAIN;
     if (err) {
@@ -930,6 +940,7 @@ int cw_kafka_sink_create(cw_kafka_sink **out, const cw_config *cfg, cw_spool *si
     k->topic[T_EVENTS] = k->cfg.kafka_topic_events;
     k->topic[T_ALERTS] = k->cfg.kafka_topic_alerts;
     k->topic[T_INCIDENTS] = k->cfg.kafka_topic_incidents;
+    snprintf(k->src, sizeof k->src, "%s", cw_spool_id(sink_spool));
     for (int t = 0; t < T__COUNT; t++) {
         if (!*k->topic[t]) {
             snprintf(err, errlen, "kafka: empty topic name");

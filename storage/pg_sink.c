@@ -996,6 +996,7 @@ int cw_pg_sink_start(cw_pg_sink *p, char *err, size_t errlen)
     uv_timer_start(&p->retry_timer, on_retry, 0, 0); /* connect at once */
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
     rc = pthread_create(&p->thread, NULL, thread_main, p);
+    if (rc == 0) pthread_setname_np(p->thread, "cw-pg"); /* for top -H and the benchmarks */
     if (rc != 0) {
         snprintf(err, errlen, "postgres: thread: %s", strerror(rc));
         /* Nothing ran on the loop: close it here. */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,6 +241,50 @@ static void destroy(cw_spool *s)
     free(s);
 }
 
+/* Reads data_dir/spool/id, or makes it (written to a temporary file,
+ * fsync'ed and renamed, so a crash leaves either no id or a whole one). */
+static int load_id(cw_spool *s, char *err, size_t errlen)
+{
+    int fd = openat(s->dirfd, "id", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, s->id, CW_SPOOL_ID_LEN);
+        close(fd);
+        int ok = n == CW_SPOOL_ID_LEN;
+        for (int i = 0; ok && i < CW_SPOOL_ID_LEN; i++)
+            ok = (s->id[i] >= '0' && s->id[i] <= '9') || (s->id[i] >= 'a' && s->id[i] <= 'f');
+        s->id[CW_SPOOL_ID_LEN] = '\0';
+        if (ok) return 0;
+        cw_warn(CW_SPOOL_LOG, "%s/id is unreadable; giving the spool a new identity", s->dir);
+    } else if (errno != ENOENT) {
+        snprintf(err, errlen, "spool: %s/id: %s", s->dir, strerror(errno));
+        return -errno;
+    }
+    uint8_t rnd[CW_SPOOL_ID_LEN / 2];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errlen, "spool: getrandom: %s", strerror(errno));
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        s->id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+        s->id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+    }
+    s->id[CW_SPOOL_ID_LEN] = '\0';
+    fd = openat(s->dirfd, "id.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int r = 0;
+    if (fd < 0 || write(fd, s->id, CW_SPOOL_ID_LEN) != CW_SPOOL_ID_LEN || fsync(fd) != 0)
+        r = errno ? -errno : -EIO;
+    if (fd >= 0) close(fd);
+    if (r == 0 && (renameat(s->dirfd, "id.tmp", s->dirfd, "id") != 0 || fsync(s->dirfd) != 0))
+        r = -errno;
+    if (r < 0) snprintf(err, errlen, "spool: write %s/id: %s", s->dir, strerror(-r));
+    return r;
+}
+
+const char *cw_spool_id(const cw_spool *s)
+{
+    return s->id;
+}
+
 int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t errlen)
 {
     *out = NULL;
@@ -294,6 +339,7 @@ int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t e
         snprintf(err, errlen, "spool: %s is in use by another process", s->dir);
         goto fail;
     }
+    if ((r = load_id(s, err, errlen)) < 0) goto fail;
     if ((r = recover(s, err, errlen)) < 0) goto fail;
     cw_metric_add(cw_m.spool_bytes, (int64_t)s->disk_bytes);
     cw_info(CW_SPOOL_LOG, "opened %s: %zu segments, %llu bytes, offsets %llu..%llu, %zu agents",

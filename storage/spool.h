@@ -118,6 +118,14 @@ typedef struct cw_spool_opts {
  * with a message in err (-EBUSY: another process has this spool open). */
 int cw_spool_open(cw_spool **out, const cw_spool_opts *opts, char *err, size_t errlen);
 
+/* This spool's identity: 32 lowercase hex digits, random, made when the
+ * spool directory is first opened and kept in data_dir/spool/id. A new or
+ * wiped spool starts its offsets at 0 again; a consumer of positions (the
+ * Kafka sink's cw-pos) must tell its positions from an earlier spool's.
+ * Valid until cw_spool_close(). */
+#define CW_SPOOL_ID_LEN 32
+const char *cw_spool_id(const cw_spool *s);
+
 /* Calls cb for every agent with at least one stored batch (before start).
  * cb runs under the spool's lock and must not call into the spool. */
 void cw_spool_foreach_hwm(cw_spool *s,

@@ -71,6 +71,7 @@ struct cw_spool {
     char *dir;        /* data_dir/spool */
     char *cursor_dir; /* data_dir/spool/cursors */
     int dirfd, cursor_dirfd;
+    char id[CW_SPOOL_ID_LEN + 1]; /* data_dir/spool/id: see cw_spool_id() */
 
     pthread_mutex_t lock;
     pthread_cond_t writer_cv; /* the writer waits for requests or cursors */

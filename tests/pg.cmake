@@ -24,3 +24,17 @@ if("$ENV{CW_SERVICES}")
   endif()
   set_tests_properties(test_pg_sink PROPERTIES TIMEOUT 300)
 endif()
+
+# libFuzzer target: sink spool record bodies through the entry parser and
+# the PostgreSQL sink's row and statement building (no database needed).
+if(CW_FUZZ)
+  add_executable(fuzz_sink_records fuzz/fuzz_sink_records.c)
+  target_compile_options(fuzz_sink_records PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_sink_records PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_sink_records PRIVATE cw_core)
+  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz_sink_records_corpus)
+  add_test(NAME fuzz_sink_records_smoke
+    COMMAND fuzz_sink_records -runs=20000 -seed=1 -max_len=131072
+      ${CMAKE_CURRENT_BINARY_DIR}/fuzz_sink_records_corpus
+      ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/sink_records)
+endif()

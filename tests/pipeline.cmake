@@ -4,6 +4,7 @@ cw_unit_test(test_event unit/test_event.c)
 cw_unit_test(test_enrich unit/test_enrich.c)
 cw_unit_test(test_jsonl unit/test_jsonl.c)
 cw_unit_test(test_pipeline unit/test_pipeline.c)
+cw_unit_test(test_latest unit/test_latest.c)
 
 # libFuzzer target: spool record bodies -> decode -> normalize -> enrich ->
 # JSON, which must parse back. The smoke test is a short deterministic run

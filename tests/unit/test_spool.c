@@ -311,6 +311,27 @@ static void rejects_malformed_requests(void **state)
     cw_spool_close(s);
 }
 
+/* A spool keeps its identity across reopens; a wiped one gets a new one. */
+static void identity_survives_reopen_and_not_a_wipe(void **state)
+{
+    cw_spool_opts o = test_opts(*state);
+    cw_spool *s = open_spool(&o);
+    char id[CW_SPOOL_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", cw_spool_id(s));
+    assert_int_equal(strlen(id), CW_SPOOL_ID_LEN);
+    assert_int_equal(strspn(id, "0123456789abcdef"), CW_SPOOL_ID_LEN);
+    cw_spool_close(s);
+    s = open_spool(&o);
+    assert_string_equal(cw_spool_id(s), id);
+    cw_spool_close(s);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/spool'", (const char *)*state);
+    assert_int_equal(system(cmd), 0);
+    s = open_spool(&o);
+    assert_string_not_equal(cw_spool_id(s), id);
+    cw_spool_close(s);
+}
+
 /* ---- segment roll and deletion --------------------------------------- */
 
 static void hwm_of(const char *id, size_t len, uint64_t seq, void *ud)
@@ -469,6 +490,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(full_until_reader_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(full_while_queue_is_full, setup, teardown),
         cmocka_unit_test_setup_teardown(rejects_malformed_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(identity_survives_reopen_and_not_a_wipe, setup, teardown),
         cmocka_unit_test_setup_teardown(segments_roll_and_are_deleted_once_read, setup, teardown),
         cmocka_unit_test_setup_teardown(without_readers_spool_keeps_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_write_is_reported_and_not_stored, setup, teardown),
