@@ -7,8 +7,8 @@ import json
 import os
 import unittest
 
-from cwtest import AGENTSIM, SHARED, Server, run, scenario_event_count
-from cwsinks import Database, Topics, duplicates, wait_caught_up
+from cwtest import AGENTSIM, CHAINWATCHD, SHARED, Server, free_port, run, scenario_event_count
+from cwsinks import Database, Topics, duplicates, services_env, wait_caught_up, with_param
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = sorted(glob.glob(os.path.join(SHARED, "scenarios", "*.jsonl"))
@@ -148,6 +148,20 @@ class SinksTest(unittest.TestCase):
             self.assertEqual(len(msgs), 2 * n)
             self.assertEqual(duplicates(m["id"] for m in msgs), {})
             self.assertEqual(int(db.rows("SELECT count(*) FROM events")[0][0]), 2 * n)
+
+    def test_check_config_says_whether_the_stores_answer(self):
+        pg, brokers = services_env()
+        ok = run([CHAINWATCHD, "--check-config", "--pg", pg, "--kafka-brokers", brokers])
+        self.assertIn("configuration OK", ok.stdout)
+        dead = free_port()  # nothing listens there
+        bad_pg = run([CHAINWATCHD, "--check-config",
+                      "--pg", with_param(pg, "port", dead)], check=False)
+        self.assertEqual(bad_pg.returncode, 1)
+        self.assertIn("postgres", bad_pg.stderr)
+        bad_kafka = run([CHAINWATCHD, "--check-config",
+                         "--kafka-brokers", "127.0.0.1:%d" % dead], check=False)
+        self.assertEqual(bad_kafka.returncode, 1)
+        self.assertIn("kafka", bad_kafka.stderr)
 
 
 if __name__ == "__main__":
