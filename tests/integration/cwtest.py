@@ -312,6 +312,15 @@ def scenario_event_count(path):
     return n
 
 
+def rss_bytes(pid):
+    """Resident memory of a process, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def run(cmd, timeout=300, check=True):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:

@@ -8,17 +8,9 @@ import threading
 import time
 import unittest
 
-from cwtest import AGENTSIM, Server
+from cwtest import AGENTSIM, Server, rss_bytes
 
 MiB = 1024 * 1024
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class BackpressureTest(unittest.TestCase):

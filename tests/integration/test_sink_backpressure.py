@@ -8,18 +8,10 @@ import subprocess
 import time
 import unittest
 
-from cwtest import AGENTSIM, Server
+from cwtest import AGENTSIM, Server, rss_bytes
 from cwsinks import Database, TcpProxy, acked_ids, pg_host_port, wait_caught_up, with_param
 
 MiB = 1024 * 1024
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class SinkBackpressureTest(unittest.TestCase):

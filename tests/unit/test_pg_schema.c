@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "storage/pg_schema.h"
+#include "pg_testlib.h"
 
 static const char *conninfo;
 
@@ -47,25 +48,6 @@ static void finish_all(void)
 {
     for (size_t i = 0; i < 8; i++)
         if (conns[i]) finish(conns[i]);
-}
-
-static void must(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-}
-
-/* The single value of a one-row, one-column query, copied into out. */
-static void value(PGconn *c, const char *sql, char *out, size_t size)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s (%d rows)", sql, PQresultErrorMessage(r), PQntuples(r));
-    snprintf(out, size, "%s", PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
-    PQclear(r);
 }
 
 static void create_db(const char *name)

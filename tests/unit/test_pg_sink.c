@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "storage/outrec.h"
 #include "storage/pg_schema.h"
+#include "pg_testlib.h"
 #include "storage/pg_sink.h"
 /* Not every helper of the shared test library is used here. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -31,7 +32,6 @@ static int db_seq;
 
 /* ---- Database helpers ---------------------------------------------- */
 
-static void must(PGconn *c, const char *sql);
 
 static PGconn *connect_db(const char *name)
 {
@@ -41,25 +41,6 @@ static PGconn *connect_db(const char *name)
     if (PQstatus(c) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(c));
     must(c, "SET TimeZone = 'UTC'");
     return c;
-}
-
-static void must(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-}
-
-/* The single value of a one-row, one-column query ("NULL" for NULL). */
-static void value(PGconn *c, const char *sql, char *out, size_t size)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s (%d rows)", sql, PQresultErrorMessage(r), PQntuples(r));
-    snprintf(out, size, "%s", PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
-    PQclear(r);
 }
 
 static long count(PGconn *c, const char *sql)
