@@ -202,8 +202,12 @@ static void sink_record_done(cw_pipeline *p, uint64_t end)
 {
     const uint8_t *q = p->out_lines.data, *stop = q + p->out_lines.len;
     int have_events = p->out_event_count > 0;
-    /* Held incident states: the position is claimed when they are put. */
-    if (p->incidents_pending.n) end = 0;
+    /* The events and alerts of this record carry `end` even while incident
+     * states are held: once they are durable a restart must not put them
+     * again (Kafka would hold them twice). The input cursor still waits for
+     * the held states, since it is committed only after flush_incidents().
+     * A crash loses at most the held states (a second's worth of snapshots,
+     * superseded by the incident's next change). */
     while (q < stop) {
         uint8_t kind = q[0];
         uint32_t len = (uint32_t)q[1] | (uint32_t)q[2] << 8 | (uint32_t)q[3] << 16 |
@@ -222,11 +226,10 @@ static void sink_record_done(cw_pipeline *p, uint64_t end)
     p->out_event_count = 0;
     if (p->out_events.alloc > 4 * LINE_KEEP_BYTES) {
         cw_buf_free(&p->out_events);
-        cw_buf_init(&p->out_events, 0);
+        cw_buf_init(&p->out_events, CW_SPOOL_BODY_MAX);
     }
     if (p->out_lines.alloc > 4 * LINE_KEEP_BYTES) {
         cw_buf_free(&p->out_lines);
-    cw_latest_free(&p->incidents_pending);
         cw_buf_init(&p->out_lines, 0);
     }
 }
@@ -618,6 +621,7 @@ void cw_pipeline_free(cw_pipeline *p)
     cw_buf_free(&p->pb);
     cw_buf_free(&p->out_events);
     cw_buf_free(&p->out_lines);
+    cw_latest_free(&p->incidents_pending);
     cw_buf_free(&p->line);
     free(p);
 }

@@ -562,6 +562,49 @@ static void sink_spool_gets_every_output_once(void **state)
     assert_true(c.last_seq > a.last_seq);
 }
 
+/* Cuts the sink spool after its last events record, as a crash would that
+ * came after the events were durable but before the held incident states
+ * were written. */
+static void cut_after_last_events_record(void)
+{
+    cw_spool *s = open_sink_spool();
+    cw_spool_reader *r;
+    assert_int_equal(cw_spool_reader_open(s, "cut", &r), 0);
+    cw_spool_stop(s);
+    cw_spool_record rec;
+    uint64_t cut = 0, cut_seq = 0;
+    int after = 0;
+    while (cw_spool_read(r, &rec, 0) == 1) {
+        if (rec.kind == CW_REC_OUT_EVENTS) cut = rec.end, cut_seq = rec.seq, after = 0;
+        else after++;
+    }
+    cw_spool_close(s);
+    assert_true(cut > 0 && cut_seq > 0);
+    assert_true(after > 0); /* incident states followed: the case under test */
+    /* One segment here (1 MiB each, far more than this test writes), named
+     * after its first offset, 0. */
+    char seg[160];
+    snprintf(seg, sizeof seg, "%s/out/spool/%020llu.seg", dir, 0ULL);
+    assert_int_equal(truncate(seg, (off_t)cut), 0);
+}
+
+static void crash_before_incident_flush_duplicates_no_event(void **state)
+{
+    (void)state;
+    run_with_sink(feed_first, 3);
+    cut_after_last_events_record();
+    sink_seen a;
+    read_sink_spool(&a);
+    assert_int_equal(a.events, 4);
+    char cursor[128];
+    snprintf(cursor, sizeof cursor, "%s/spool/cursors/pipeline", dir);
+    assert_int_equal(unlink(cursor), 0);
+    run_with_sink(NULL, 0);
+    sink_seen b;
+    read_sink_spool(&b);
+    assert_int_equal(b.events, 4); /* not put again */
+}
+
 static void output_in_missing_directory_fails_create(void **state)
 {
     (void)state;
@@ -580,6 +623,8 @@ int main(void)
     cw_log_set_level(CW_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(sink_spool_gets_every_output_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(crash_before_incident_flush_duplicates_no_event, setup,
+                                        teardown),
         cmocka_unit_test(spool_to_events_out_once),
         cmocka_unit_test(output_in_missing_directory_fails_create),
     };
