@@ -209,16 +209,21 @@ static void submit_audit(cw_spool *s, const char *cluster)
 
 /* ------------------------------------------------------------ helpers */
 
-static cw_spool *open_spool(void)
+static cw_spool *open_spool_in(const char *data_dir)
 {
-    cw_spool_opts o = {.data_dir = dir,
+    cw_spool_opts o = {.data_dir = data_dir,
                        .segment_bytes = 1024 * 1024,
                        .max_bytes = 64 * 1024 * 1024,
                        .queue_max_bytes = 16 * 1024 * 1024};
     cw_spool *s;
     char err[256];
-    if (cw_spool_open(&s, &o, err, sizeof err) < 0) fail_msg("spool: %s", err);
+    if (cw_spool_open(&s, &o, err, sizeof err) < 0) fail_msg("spool in %s: %s", data_dir, err);
     return s;
+}
+
+static cw_spool *open_spool(void)
+{
+    return open_spool_in(dir);
 }
 
 /* The events-out file as parsed lines. */
@@ -408,15 +413,7 @@ static cw_spool *open_sink_spool(void)
 {
     char sdir[128];
     snprintf(sdir, sizeof sdir, "%s/out", dir);
-    mkdir(sdir, 0700);
-    cw_spool_opts o = {.data_dir = sdir,
-                       .segment_bytes = 1024 * 1024,
-                       .max_bytes = 64 * 1024 * 1024,
-                       .queue_max_bytes = 16 * 1024 * 1024};
-    cw_spool *s;
-    char err[256];
-    if (cw_spool_open(&s, &o, err, sizeof err) < 0) fail_msg("sink spool: %s", err);
-    return s;
+    return open_spool_in(sdir);
 }
 
 typedef struct sink_seen {
