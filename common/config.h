@@ -83,7 +83,7 @@ typedef struct cw_config {
     uint32_t kafka_partitions;          /* for topics chainwatchd creates */
     uint32_t kafka_replication_factor;  /* for topics chainwatchd creates; 0: broker default */
     char kafka_properties[CW_PATH_MAX]; /* extra librdkafka properties, "k=v,k=v" */
-    uint64_t sink_max_bytes;            /* sink spool bytes not yet delivered before the pipeline waits */
+    uint64_t sink_max_bytes;            /* undelivered sink spool bytes before the pipeline waits */
     uint32_t sink_drain_timeout_ms;     /* at shutdown, how long sinks may keep delivering */
 
     /* Only from the command line. */

@@ -391,8 +391,8 @@ static uint64_t max_lag(const cw_spool *s)
 
 int cw_spool_submit(cw_spool *s, cw_spool_req *req)
 {
-    if (req->kind == CW_REC_HWM || req->kind > CW_REC__LAST ||
-        req->body_len > CW_SPOOL_BODY_MAX || (req->key_len && !req->key) || (req->body_len && !req->body))
+    if (req->kind == CW_REC_HWM || req->kind > CW_REC__LAST || req->body_len > CW_SPOOL_BODY_MAX ||
+        (req->key_len && !req->key) || (req->body_len && !req->body))
         return CW_SPOOL_INVAL;
     uint64_t size = rec_size(req);
     pthread_mutex_lock(&s->lock);
