@@ -105,6 +105,12 @@ static const struct cw_config_entry table[] = {
      "PostgreSQL sink: a libpq conninfo string or URI; empty: off."},
     {"pg.batch_rows", NULL, NULL, T_UINT, FIELD(pg_batch_rows), "10000", 1, 1000000,
      "Most events the PostgreSQL sink writes in one COPY transaction."},
+    {"pg.partition_past_days", NULL, NULL, T_UINT, FIELD(pg_partition_past_days), "31", 0, 36500,
+     "Day partitions of events are made for days back to this many before today (UTC); older"
+     " events go to events_default."},
+    {"pg.partition_future_days", NULL, NULL, T_UINT, FIELD(pg_partition_future_days), "1", 0,
+     3650, "Day partitions of events are made up to this many days after today (UTC); later"
+     " events (a wrong clock) go to events_default."},
     {"kafka.brokers", "kafka-brokers", "HOST:PORT[,...]", T_STR, FIELD(kafka_brokers), "", 0, 0,
      "Kafka sink: bootstrap brokers; empty: off."},
     {"kafka.topic_events", NULL, NULL, T_STR, FIELD(kafka_topic_events), "chainwatch.events", 0,

@@ -76,6 +76,8 @@ typedef struct cw_config {
      * (data_dir/out) and each sink delivers from there (storage/outrec.h). */
     char pg_conninfo[CW_PATH_MAX];      /* libpq conninfo string or URI */
     uint32_t pg_batch_rows;             /* events per COPY transaction, at most */
+    uint32_t pg_partition_past_days;    /* partitions made for days >= today - this */
+    uint32_t pg_partition_future_days;  /* partitions made for days <= today + this */
     char kafka_brokers[CW_PATH_MAX];    /* bootstrap.servers */
     char kafka_topic_events[256];
     char kafka_topic_alerts[256];

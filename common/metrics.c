@@ -171,6 +171,10 @@ static int render_sinks(cw_buf *o)
                                v);
         }
     }
+    r |= scalar_u(o, "chainwatch_pg_events_unpartitioned_total", "counter",
+                  "Events written to events_default because their day is outside the partition"
+                  " window (pg.partition_past_days, pg.partition_future_days).",
+                  U(cw_m.pg_events_unpartitioned_total));
     r |= scalar_u(o, "chainwatch_pipeline_sink_waits_total", "counter",
                   "Times the pipeline waited because the sink spool was full.",
                   U(cw_m.pipeline_sink_waits_total));

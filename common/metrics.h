@@ -107,6 +107,9 @@ typedef struct cw_metrics {
     _Atomic uint64_t sink_errors_total[CW_SINK__COUNT];
     _Atomic int64_t sink_up[CW_SINK__COUNT];
     _Atomic int64_t sink_lag_bytes[CW_SINK__COUNT];
+    /* Events the PostgreSQL sink wrote outside the day-partition window
+     * (pg.partition_past_days / future_days): into events_default. */
+    _Atomic uint64_t pg_events_unpartitioned_total;
     /* Times the pipeline waited because the sink spool was full. */
     _Atomic uint64_t pipeline_sink_waits_total;
 } cw_metrics;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -72,6 +73,7 @@ typedef struct pg_poll {
 struct cw_pg_sink {
     char *conninfo;
     uint32_t batch_rows;
+    uint32_t past_days, future_days; /* the day-partition window around today */
     unsigned connect_timeout_ms;
     cw_spool_reader *reader;
 
@@ -413,9 +415,21 @@ static void record_done(cw_pg_sink *p)
 
 /* Adds records to the transaction until it is full or nothing more is
  * readable now. */
+/* UTC days since 1970-01-01 of a time in seconds, rounding down. */
+static int32_t utc_day(int64_t sec)
+{
+    return (int32_t)(sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400));
+}
+
 static void fill(cw_pg_sink *p)
 {
     cw_pg_txn *t = &p->txn;
+    /* A new transaction takes today's partition window (the wall clock of
+     * this server, not of the agents). A kept one keeps its own. */
+    if (t->n_events == 0 && t->n_stmts == 0 && t->end == 0 && t->skipped == 0) {
+        int32_t today = utc_day((int64_t)time(NULL));
+        cw_pg_txn_set_window(t, today - (int32_t)p->past_days, today + (int32_t)p->future_days);
+    }
     for (;;) {
         if (!p->have_cur) {
             if (p->eof) return;
@@ -485,6 +499,15 @@ static void committed(cw_pg_sink *p)
     cw_metric_add(cw_m.sink_delivered_total[CW_SINK_PG][CW_SINK_ALERTS], t->n_alerts);
     cw_metric_add(cw_m.sink_delivered_total[CW_SINK_PG][CW_SINK_INCIDENTS], t->n_incidents);
     if (dups) cw_metric_add(cw_m.sink_duplicates_total[CW_SINK_PG], dups);
+    if (t->n_unpartitioned) {
+        cw_metric_add(cw_m.pg_events_unpartitioned_total, t->n_unpartitioned);
+        char day[16];
+        cw_pg_format_day(utc_day(t->unpartitioned_ns / 1000000000), day, sizeof day);
+        warnf(p,
+              "%zu events dated outside the partition window (e.g. %s; pg.partition_past_days,"
+              " pg.partition_future_days) stored in events_default",
+              t->n_unpartitioned, day);
+    }
     /* Stay on the slow path while it keeps finding what a replay already
      * stored; the first transaction without any goes back to plain COPY. */
     if (p->slow && dups == 0) p->slow = 0;
@@ -959,6 +982,8 @@ int cw_pg_sink_create(cw_pg_sink **out, const cw_config *cfg, cw_spool *sink_spo
     p->connect_timeout_ms = connect_timeout_of(opts);
     PQconninfoFree(opts);
     p->batch_rows = cfg->pg_batch_rows ? cfg->pg_batch_rows : 1;
+    p->past_days = cfg->pg_partition_past_days;
+    p->future_days = cfg->pg_partition_future_days;
     p->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&p->wake_lock, NULL);
     cw_pg_txn_init(&p->txn);

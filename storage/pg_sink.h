@@ -14,7 +14,11 @@
  *   crash makes the sink write again is found by the keys and not stored
  *   twice (counted in cw_m.sink_duplicates_total).
  * - The day partitions of events (chainwatch_ensure_partition) are created
- *   ahead of the rows that need them.
+ *   ahead of the rows that need them, for days within
+ *   cfg->pg_partition_past_days / _future_days of today (this server's UTC
+ *   clock); events of other days go to events_default
+ *   (cw_m.pg_events_unpartitioned_total), so no agent clock decides how many
+ *   tables there are.
  * - Runs on a thread of its own with its own libuv loop; libpq is used
  *   non-blocking only on it (PQconnectStart/PQconnectPoll, PQsendQuery,
  *   non-blocking COPY, uv_poll on PQsocket, the traps of

@@ -26,6 +26,14 @@ void cw_pg_txn_init(cw_pg_txn *t)
     memset(t, 0, sizeof *t);
     cw_buf_init(&t->copy, 0);
     cw_buf_init(&t->params, 0);
+    t->day_lo = INT32_MIN;
+    t->day_hi = INT32_MAX;
+}
+
+void cw_pg_txn_set_window(cw_pg_txn *t, int32_t day_lo, int32_t day_hi)
+{
+    t->day_lo = day_lo;
+    t->day_hi = day_hi;
 }
 
 void cw_pg_txn_reset(cw_pg_txn *t)
@@ -38,6 +46,7 @@ void cw_pg_txn_reset(cw_pg_txn *t)
     cw_buf_reset(&t->params);
     t->n_stmts = t->n_events = t->n_alerts = t->n_incidents = t->n_days = 0;
     t->days_overflow = 0;
+    t->n_unpartitioned = 0;
     t->end = 0;
     t->skipped = 0;
 }
@@ -289,7 +298,11 @@ int cw_pg_txn_add_event(cw_pg_txn *t, const cw_outrec_event *ev)
         goto oom;
     }
     if (cw_buf_append(&t->copy, "\n", 1) < 0) goto oom;
-    note_day(t, day);
+    if (day >= t->day_lo && day <= t->day_hi) {
+        note_day(t, day);
+    } else if (t->n_unpartitioned++ == 0) {
+        t->unpartitioned_ns = ev->time_ns;
+    }
     /* Keep room for every event's day: a transaction spanning many days
      * (a replay of old data) is closed early instead. */
     if (t->n_days >= CW_PG_TXN_DAYS) t->days_overflow = 1;

@@ -58,6 +58,11 @@ typedef struct cw_pg_txn {
     size_t n_events, n_alerts, n_incidents;
     int32_t days[CW_PG_TXN_DAYS]; /* UTC days (since 1970-01-01) of the events */
     size_t n_days;
+    /* Days that may get a partition (cw_pg_txn_set_window); events of other
+     * days are not noted in days[] and land in events_default. */
+    int32_t day_lo, day_hi;
+    size_t n_unpartitioned; /* events of the txn outside [day_lo, day_hi] */
+    int64_t unpartitioned_ns; /* the time of one of them, for the log */
     int days_overflow; /* more days than fit: the txn is full */
     uint64_t end;      /* end of the last whole record in the txn; 0: none */
     size_t skipped;    /* records in the txn that hold nothing to write */
@@ -66,6 +71,13 @@ typedef struct cw_pg_txn {
 void cw_pg_txn_init(cw_pg_txn *t);
 void cw_pg_txn_reset(cw_pg_txn *t);
 void cw_pg_txn_free(cw_pg_txn *t);
+
+/* Sets the days whose partitions the txn asks for (UTC days since
+ * 1970-01-01, inclusive). An agent's clock is not trusted to choose how many
+ * tables the database gets: a wrong or hostile clock would otherwise make
+ * one partition per distinct day it claims. Init sets no bound; reset keeps
+ * the window. Set it only on an empty txn. */
+void cw_pg_txn_set_window(cw_pg_txn *t, int32_t day_lo, int32_t day_hi);
 
 /* Whether nothing is to be written (possibly skipped records to commit). */
 int cw_pg_txn_empty(const cw_pg_txn *t);

@@ -165,14 +165,13 @@ static void free_reqs(void)
 /* Event i: id "ag-1:<i/100>:<i%100>", one per millisecond from T0 (so a
  * large i crosses into the next days when `day_step` is set), odd ones in
  * a Pod, with characters COPY must escape in owner and body. */
-static void append_event(cw_buf *b, long i, int day_step)
+static void append_event_at(cw_buf *b, long i, int64_t t)
 {
     char id[64], host[32], ns[32], pod[32], json[512];
     snprintf(id, sizeof id, "ag-1:%ld:%ld", i / 100, i % 100);
     snprintf(host, sizeof host, "node-%ld", i % 7);
     snprintf(ns, sizeof ns, "ns%ld", i % 3);
     snprintf(pod, sizeof pod, "pod-%ld", i % 5);
-    int64_t t = T0 + i * 1000000LL + (day_step ? (i % 3) * 86400000000000LL : 0) + 123;
     int in_pod = i & 1;
     Chainwatch__V1__StoredEvent se = CHAINWATCH__V1__STORED_EVENT__INIT;
     Chainwatch__V1__Label lab = CHAINWATCH__V1__LABEL__INIT;
@@ -220,6 +219,11 @@ static void append_event(cw_buf *b, long i, int day_step)
     };
     assert_int_equal(cw_outrec_append(b, &ev), 0);
     free(pb);
+}
+
+static void append_event(cw_buf *b, long i, int day_step)
+{
+    append_event_at(b, i, T0 + i * 1000000LL + (day_step ? (i % 3) * 86400000000000LL : 0) + 123);
 }
 
 /* Events [from, to) in records of `per` events. */
@@ -276,6 +280,11 @@ typedef struct rig {
     cw_config cfg;
 } rig;
 
+/* The partition window of the next rig_open. Most tests' events are dated
+ * from T0, which is not near today: they get their partitions with this
+ * wide window (test_partition_window narrows it). */
+static uint32_t rig_past_days = 36500, rig_future_days = 3650;
+
 static void rig_open(rig *r, const char *dir, const char *ci, uint32_t batch_rows)
 {
     memset(r, 0, sizeof *r);
@@ -283,6 +292,8 @@ static void rig_open(rig *r, const char *dir, const char *ci, uint32_t batch_row
     cw_config_defaults(&r->cfg);
     snprintf(r->cfg.pg_conninfo, sizeof r->cfg.pg_conninfo, "%s", ci);
     r->cfg.pg_batch_rows = batch_rows;
+    r->cfg.pg_partition_past_days = rig_past_days;
+    r->cfg.pg_partition_future_days = rig_future_days;
     cw_spool_opts o = test_opts(dir);
     r->spool = open_spool(&o);
     char err[256] = "";
@@ -598,6 +609,62 @@ static void test_no_events(void **state)
     PQfinish(c);
 }
 
+/* Events whose clock is wrong or hostile (decades off, one per random
+ * day) are all stored once, but only today's day gets a partition: the
+ * rest go to events_default, counted. */
+static void test_partition_window(void **state)
+{
+    rig r;
+    uint64_t un0 = cw_metric_get(cw_m.pg_events_unpartitioned_total);
+    rig_past_days = 2;
+    rig_future_days = 1;
+    rig_open(&r, *state, sink_conninfo, 50);
+    rig_past_days = 36500;
+    rig_future_days = 3650;
+    const int64_t day = 86400000000000LL;
+    int64_t now = (int64_t)time(NULL) * 1000000000LL;
+    cw_buf b;
+    cw_buf_init(&b, 0);
+    append_event_at(&b, 0, now);
+    append_event_at(&b, 1, now - 400 * day);
+    append_event_at(&b, 2, now + 30 * day);
+    append_event_at(&b, 3, 7289567999000000000LL); /* 2200-12-31 */
+    append_event_at(&b, 4, 86400000000000LL);      /* 1970-01-02 */
+    append_event_at(&b, 5, -1000000000LL * 86400 * 365 * 200); /* 1770 */
+    submit(r.spool, &r.t, CW_REC_OUT_EVENTS, &b);
+    /* 300 more, each on a different day within +-150 years. */
+    uint64_t x = 88172645463325252ULL;
+    for (long i = 6; i < 306; i += 50) {
+        cw_buf_init(&b, 0);
+        for (long k = i; k < i + 50; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int64_t days = (int64_t)(x % 109500) - 54750;
+            if (days >= -2 && days <= 1) days += 10; /* never today's window */
+            append_event_at(&b, k, now + days * day);
+        }
+        submit(r.spool, &r.t, CW_REC_OUT_EVENTS, &b);
+    }
+    rig_start(&r);
+    rig_close(&r, 30000);
+    PGconn *c = connect_db(db);
+    check_events(c, 306);
+    assert_int_equal(count(c, "SELECT count(*) FROM pg_inherits i JOIN pg_class p"
+                              " ON p.oid = i.inhparent WHERE p.relname = 'events'"),
+                     2); /* today's and the default */
+    char today[16];
+    time_t tt = time(NULL);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(today, sizeof today, "%Y%m%d", &tm);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM events_p%s WHERE id = 'ag-1:0:0'", today);
+    assert_int_equal(count(c, sql), 1);
+    assert_int_equal(count(c, "SELECT count(*) FROM events_default"), 305);
+    assert_int_equal(cw_metric_get(cw_m.pg_events_unpartitioned_total) - un0, 305);
+    PQfinish(c);
+}
+
 /* A statement of the transaction fails once (a trigger on alerts), then
  * the connection is killed in the pipeline (a trigger on incidents): the
  * whole transaction is rolled back and written again, once. */
@@ -733,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_timeout, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_socket_changes, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_no_events, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_partition_window, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_query_error_retried, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stop_during_migration, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_never_started, test_setup, test_teardown),
