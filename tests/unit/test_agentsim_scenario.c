@@ -277,6 +277,29 @@ static void comments_blank_lines_and_unknown_fields(void **state)
     sim_scenario_free(&s);
 }
 
+static void expect_error(const char *text, const char *want);
+
+/* clock_skew (tests/scenarios/README.md): a line stamped by a wrong clock. */
+static void clock_skew_is_per_line(void **state)
+{
+    (void)state;
+    sim_scenario s;
+    char err[256];
+    const char *text = AGENT EXEC ",\"clock_skew\":259200.5}\n" EXEC ",\"clock_skew\":-60}\n" EXEC
+                       "}\n";
+    if (load_text(text, &s, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(s.n_items, 4);
+    assert_true(s.items[0].clock_skew == 0);
+    assert_true(s.items[1].clock_skew == 259200.5);
+    assert_true(s.items[2].clock_skew == -60);
+    assert_true(s.items[3].clock_skew == 0);
+    sim_scenario_free(&s);
+    expect_error(AGENT EXEC ",\"clock_skew\":\"3d\"}\n",
+                 "mem.jsonl:2: field \"clock_skew\" must be a number of seconds within +-1e+09");
+    expect_error(AGENT EXEC ",\"clock_skew\":2e9}\n",
+                 "mem.jsonl:2: field \"clock_skew\" must be a number of seconds within +-1e+09");
+}
+
 static void expect_error(const char *text, const char *want)
 {
     sim_scenario s;
@@ -362,6 +385,7 @@ int main(void)
         cmocka_unit_test(counts_per_type_and_hosts),
         cmocka_unit_test(fields_map_to_proto),
         cmocka_unit_test(comments_blank_lines_and_unknown_fields),
+        cmocka_unit_test(clock_skew_is_per_line),
         cmocka_unit_test(bad_lines_name_file_and_line),
         cmocka_unit_test(oversized_line_is_refused),
     };

@@ -303,7 +303,7 @@ static void post_audit(replay *r)
         if (it->kind != SIM_ITEM_AUDIT || strcmp(it->cluster, cluster) != 0) break;
         if (k && r->speed > 0 && due_ms(r, it->t) > uv_now(&r->loop)) break;
         char ts[64];
-        format_time(event_time(r, it->t), ts, sizeof ts);
+        format_time(event_time(r, it->t + it->clock_skew), ts, sizeof ts);
         json_object_set_new(it->audit, "requestReceivedTimestamp", json_string(ts));
         json_object_set_new(it->audit, "stageTimestamp", json_string(ts));
         json_array_append(items, it->audit);
@@ -375,7 +375,7 @@ static void advance(replay *r)
         if (r->n_pend == BATCH_MAX || r->pend_bytes + size > BATCH_BYTES) {
             if (flush(r)) return;
         }
-        it->event->time_ns = event_time(r, it->t);
+        it->event->time_ns = event_time(r, it->t + it->clock_skew);
         r->pend[r->n_pend++] = it->event;
         r->pend_bytes += size;
         r->pend_host = it->host;

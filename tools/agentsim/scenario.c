@@ -10,6 +10,9 @@
 #include "common/buf.h"
 #include "eventjson.h"
 
+/* About 31 years either way: event times stay within int64 nanoseconds and
+ * after 1970 for any replay start after 2000. */
+#define MAX_SKEW 1e9
 /* Far above any real scenario, low enough that t * 1e9 fits in an int64. */
 #define MAX_T 1e9
 #define MAX_ITEMS (10u * 1000 * 1000)
@@ -21,6 +24,7 @@ typedef struct parser {
     size_t errlen;
     sim_scenario *s;
     double last_t;
+    double skew; /* clock_skew of the line being parsed */
     int seen_expect;
     size_t items_alloc;
 } parser;
@@ -65,6 +69,7 @@ static sim_item *new_item(parser *p)
     memset(it, 0, sizeof *it);
     it->line = p->line;
     it->t = p->last_t;
+    it->clock_skew = p->skew;
     return it;
 }
 
@@ -178,6 +183,11 @@ static int parse_timed(parser *p, json_t *o, const char *type)
         return fail(p, "field \"t\" must be a number of seconds between 0 and %g", MAX_T);
     if (tv < p->last_t) return fail(p, "t goes backwards (%g after %g)", tv, p->last_t);
     p->last_t = tv;
+    json_t *skew = json_object_get(o, "clock_skew");
+    double sv = json_number_value(skew);
+    if (skew && (!json_is_number(skew) || !isfinite(sv) || fabs(sv) > MAX_SKEW))
+        return fail(p, "field \"clock_skew\" must be a number of seconds within +-%g", MAX_SKEW);
+    p->skew = sv;
     if (strcmp(type, "k8s_audit") == 0) return parse_audit(p, o);
     int payload_case = sim_eventjson_case(type);
     int is_agent = strcmp(type, "agent") == 0;

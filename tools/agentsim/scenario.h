@@ -46,6 +46,11 @@ typedef struct sim_item {
     enum sim_item_kind kind;
     int line;    /* 1-based line number in the file */
     double t;    /* seconds since the scenario start */
+    /* Optional "clock_skew" (seconds, may be negative): how wrong the clock
+     * of whoever stamped this line is, so its time is start + t +
+     * clock_skew while it still happens (and is sent) at t. A project
+     * extension of FORMAT.md (tests/scenarios/README.md). */
+    double clock_skew;
     size_t host; /* AGENT, EVENT: index into sim_scenario.hosts */
     Chainwatch__V1__Event *event; /* EVENT: time_ns is left for the replay */
     char *cluster;                /* AUDIT: the cluster the audit event belongs to */
