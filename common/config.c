@@ -133,6 +133,11 @@ static const struct cw_config_entry table[] = {
      "Comma-separated Pod label keys naming an owner; the first present wins."},
     {"incident.link_window_s", NULL, NULL, T_UINT, FIELD(incident_link_window_s), "21600", 60,
      30 * 86400, "Seconds (event time) within which alerts sharing an entity join one incident."},
+    {"incident.max_clock_ahead_s", NULL, NULL, T_UINT, FIELD(incident_max_clock_ahead_s), "300",
+     0, 31536000,
+     "Seconds an event's time may be ahead of its receipt and still advance the event-time clock"
+     " that expires windows and closes idle incidents (a fast or lying agent clock cannot close"
+     " them all)."},
     {"incident.idle_close_s", NULL, NULL, T_UINT, FIELD(incident_idle_close_s), "86400", 60,
      90 * 86400, "Seconds (event time) without a new alert after which an incident closes."},
     {"incident.max_open", NULL, NULL, T_UINT, FIELD(incident_max_open), "10000", 1, 1000000,

@@ -68,6 +68,7 @@ typedef struct cw_config {
     /* incident.* (event time) */
     uint32_t incident_link_window_s;    /* alerts further apart than this do not link */
     uint32_t incident_idle_close_s;     /* an incident with no new alert this long closes */
+    uint32_t incident_max_clock_ahead_s; /* event time past receipt + this moves no clock */
     uint32_t incident_max_open;
     uint32_t incident_max_alerts;       /* alert ids kept per incident */
 

@@ -392,7 +392,10 @@ void cw_corr_feed(cw_corr *c, size_t ref, const cw_event *ev, cw_fvals *fv, cw_a
         if (!fv->present || !fv->n) return; /* nothing to count */
         vh = hash_str(fv->v[0].s, fv->v[0].len);
     }
-    if (t > c->now_ns) c->now_ns = t;
+    /* Groups are dropped by a clock that one event with a far-future time
+     * cannot push ahead (cw_event_bound_clock); each group's own window
+     * below is in plain event time. */
+    if (ev->clock_ns > c->now_ns) c->now_ns = ev->clock_ns;
     int64_t horizon = lower(c->now_ns, span);
     while (c->oldest && c->oldest->max_t < horizon) drop(c, c->oldest);
 

@@ -629,7 +629,7 @@ void cw_enrich_agent_event(cw_enrich *e, cw_event *ev)
 {
     /* Expire first, so nothing below can free what ev will point to. */
     sweep_stopped(e);
-    if (ev->time_ns > e->latest_ns) e->latest_ns = ev->time_ns;
+    if (ev->clock_ns > e->latest_ns) e->latest_ns = ev->clock_ns; /* bounded: see event.h */
     cw_lru_node *an = cw_lru_find(&e->agents, ev->agent_id, capped_len(ev->agent_id), 1);
     const cw_enrich_agent *a = NULL;
     if (an) {

@@ -82,6 +82,7 @@ int cw_event_from_agent(cw_event *ev, const char *agent_id, uint64_t seq, uint32
     ev->index = index;
     ev->pb = pb;
     ev->time_ns = pb->has_time_ns && pb->time_ns != 0 ? pb->time_ns : recv_time_ns;
+    ev->clock_ns = ev->time_ns;
     const char *cid = NULL;
     switch (pb->payload_case) {
     case CHAINWATCH__V1__EVENT__PAYLOAD_PROCESS_EXEC:
@@ -214,6 +215,13 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
+void cw_event_bound_clock(cw_event *ev, int64_t recv_ns, int64_t max_ahead_ns)
+{
+    if (max_ahead_ns < 0) return;
+    int64_t limit = recv_ns > INT64_MAX - max_ahead_ns ? INT64_MAX : recv_ns + max_ahead_ns;
+    ev->clock_ns = ev->time_ns < limit ? ev->time_ns : limit;
+}
+
 int cw_event_from_audit(cw_event *ev, const char *cluster, json_t *audit, int64_t recv_time_ns)
 {
     clear_event(ev);
@@ -250,6 +258,7 @@ int cw_event_from_audit(cw_event *ev, const char *cluster, json_t *audit, int64_
     if (cw_parse_rfc3339_ns(jstr(audit, "stageTimestamp"), &ev->time_ns) < 0 &&
         cw_parse_rfc3339_ns(jstr(audit, "requestReceivedTimestamp"), &ev->time_ns) < 0)
         ev->time_ns = recv_time_ns;
+    ev->clock_ns = ev->time_ns;
 
     ev->namespace = nz(k->obj_namespace);
     if (k->resource && strcmp(k->resource, "pods") == 0) ev->pod = nz(k->name);

@@ -76,6 +76,11 @@ struct cw_enrich_container;
 typedef struct cw_event {
     char id[CW_EVENT_ID_MAX];
     int64_t time_ns; /* when it happened (agent clock or stageTimestamp) */
+    /* How far this event may move the event-time clocks that expire windows
+     * and close idle incidents: time_ns, or less when that is too far ahead
+     * of when the server received it (cw_event_bound_clock). Matching and
+     * linking use time_ns; only expiry uses this. */
+    int64_t clock_ns;
     enum cw_event_type type;
     enum cw_source source;
 
@@ -124,6 +129,17 @@ int cw_event_from_agent(cw_event *ev, const char *agent_id, uint64_t seq, uint32
  * Time is stageTimestamp, else requestReceivedTimestamp, else recv_time_ns.
  * Returns 0, or -1 if `audit` is not a JSON object. */
 int cw_event_from_audit(cw_event *ev, const char *cluster, json_t *audit, int64_t recv_time_ns);
+
+/* An event's time comes from a clock the server does not control: a node's
+ * clock that is days fast, or an agent on a compromised node lying on
+ * purpose. If the newest event time seen were the clock of the shared
+ * detection state, one such event would close every open incident as idle
+ * and expire every correlation window in the fleet, and keep them expiring.
+ * So an event may move those clocks at most to recv_ns + max_ahead_ns (its
+ * receive time plus the clock skew tolerated); cw_event_from_*() leave
+ * clock_ns = time_ns, the pipeline bounds it. A negative max_ahead_ns means
+ * no bound. */
+void cw_event_bound_clock(cw_event *ev, int64_t recv_ns, int64_t max_ahead_ns);
 
 /* Appends ev as one JSON object, without a newline. Common fields first, at
  * the top level, always present (null when unknown, labels {} when none);

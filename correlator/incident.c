@@ -537,7 +537,7 @@ static void inc_add_alert(cw_incidents *in, cw_inc *inc, const cw_alert *a, cons
 
 void cw_incidents_observe(cw_incidents *in, const cw_event *ev)
 {
-    advance(in, ev->time_ns);
+    advance(in, ev->clock_ns);
     if (ev->source == CW_SRC_AGENT && in->o.enrich && ev->agent_id[0])
         learn_host_ips(in, ev->agent_id);
     if (in->n_open == 0 || (ev->type != CW_EV_K8S_AUDIT && ev->type != CW_EV_LOGIN)) return;
@@ -564,7 +564,9 @@ static int older(const cw_inc *a, const cw_inc *b)
 void cw_incidents_alert(cw_incidents *in, const cw_alert *a)
 {
     if (!a || !a->rule || !a->ev) return;
-    advance(in, a->time_ns);
+    /* The triggering event's bounded clock, not the alert's time: see
+     * cw_event_bound_clock. */
+    advance(in, a->ev->clock_ns < a->time_ns ? a->ev->clock_ns : a->time_ns);
     char alert_id[CW_INC_ID_LEN + 1];
     make_alert_id(a, alert_id);
     in->st.alerts++;

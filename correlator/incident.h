@@ -31,9 +31,12 @@
  *     time) at or after the incident's first execution alert: the attacker
  *     ran code and then escalated, spread or did damage.
  *
- * Windows and bounds (event time throughout; "now" is the newest event time
- * seen, so an agent whose clock runs ahead expires state early but cannot
- * create links):
+ * Windows and bounds (event time throughout). "Now", which expires entities
+ * and closes idle incidents, is the newest event clock seen (cw_event.clock_ns):
+ * the event's time, but never more than incident.max_clock_ahead_s (5 min)
+ * past when the server received it. So an agent whose clock runs days ahead,
+ * or lies, cannot close every incident in the fleet or expire its links;
+ * links themselves compare the events' own times:
  *   link_window   (2 h)  an entity links only within this of its last sighting;
  *   idle_close    (24 h) an incident with no alert for this long is closed
  *                        (a last line with status "closed") and forgotten;

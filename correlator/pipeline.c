@@ -48,6 +48,7 @@ struct cw_pipeline {
     cw_spool_reader *reader;
     cw_jsonl *events_out, *alerts_out, *incidents_out;
     cw_enrich *enrich;
+    int64_t max_clock_ahead_ns; /* cw_event_bound_clock */
     cw_incidents *incidents;
     cw_detector *detector; /* NULL: no rules directory, detection off */
     char rules_dir[CW_PATH_MAX];
@@ -280,6 +281,7 @@ static void handle_batch(cw_pipeline *p, const cw_rec_item *it)
             bad_event(p, id, "no known payload");
             continue;
         }
+        cw_event_bound_clock(&ev, it->time_ns, p->max_clock_ahead_ns);
         cw_enrich_agent_event(p->enrich, &ev);
         emit(p, &ev);
         emitted++;
@@ -295,6 +297,7 @@ static void handle_audit(cw_pipeline *p, const cw_rec_item *it)
         bad_record(p, &rec, "audit event is not a JSON object");
         return;
     }
+    cw_event_bound_clock(&ev, it->time_ns, p->max_clock_ahead_ns);
     int64_t t0 = mono_ns();
     cw_enrich_audit_event(p->enrich, &ev);
     emit(p, &ev);
@@ -493,6 +496,7 @@ int cw_pipeline_create(cw_pipeline **out, const cw_config *cfg, cw_spool *spool,
         goto fail;
     }
     cw_stored_packer_init(&p->packer);
+    p->max_clock_ahead_ns = (int64_t)cfg->incident_max_clock_ahead_s * 1000000000;
     cw_enrich_opts eo = {.owner_labels = cfg->owner_labels};
     if (cw_enrich_create(&p->enrich, &eo) < 0) {
         snprintf(err, errlen, "pipeline: out of memory");

@@ -33,6 +33,7 @@
 #include "tools/agentsim/scenario.h"
 
 #define EPOCH_NS 1767225600000000000LL /* 2026-01-01T00:00:00Z */
+#define MAX_CLOCK_AHEAD_NS (300LL * 1000000000) /* incident.max_clock_ahead_s default */
 #define MAX_SET 64
 
 static const char *const sev_names[] = {"info", "low", "medium", "high", "critical"};
@@ -225,7 +226,10 @@ static int replay_file(cw_ruleset *rs, const char *path, int quiet)
     uint64_t seq = 0;
     for (size_t i = 0; i < sc.n_items; i++) {
         sim_item *it = &sc.items[i];
-        int64_t ns = EPOCH_NS + (int64_t)(it->t * 1e9);
+        /* Sent (received) at t, stamped by a clock clock_skew off; the
+         * clock bound is the server's default (incident.max_clock_ahead_s). */
+        int64_t recv = EPOCH_NS + (int64_t)(it->t * 1e9);
+        int64_t ns = EPOCH_NS + (int64_t)((it->t + it->clock_skew) * 1e9);
         cw_event ev;
         r.line = it->line;
         r.t = it->t;
@@ -234,13 +238,15 @@ static int replay_file(cw_ruleset *rs, const char *path, int quiet)
         } else if (it->kind == SIM_ITEM_EVENT) {
             it->event->time_ns = ns;
             it->event->has_time_ns = 1;
-            if (cw_event_from_agent(&ev, sc.hosts[it->host].name, ++seq, 0, it->event, ns) < 0)
+            if (cw_event_from_agent(&ev, sc.hosts[it->host].name, ++seq, 0, it->event, recv) < 0)
                 continue;
+            cw_event_bound_clock(&ev, recv, MAX_CLOCK_AHEAD_NS);
             cw_enrich_agent_event(en, &ev);
             cw_detector_event(d, &ev, on_alert, &r);
         } else {
             stamp_audit(it->audit, ns);
-            if (cw_event_from_audit(&ev, it->cluster, it->audit, ns) < 0) continue;
+            if (cw_event_from_audit(&ev, it->cluster, it->audit, recv) < 0) continue;
+            cw_event_bound_clock(&ev, recv, MAX_CLOCK_AHEAD_NS);
             cw_enrich_audit_event(en, &ev);
             cw_detector_event(d, &ev, on_alert, &r);
         }

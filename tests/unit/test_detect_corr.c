@@ -86,6 +86,40 @@ static void event_count(void **state)
     cw_detector_free(d);
 }
 
+/* A brute force in progress, then one failed login from a host whose clock
+ * is days fast, then the rest of the brute force. Bounded by its receive
+ * time (cw_event_bound_clock), the fast event expires nothing and the rule
+ * fires; unbounded, it would expire every group (the count so far) and the
+ * attack would go unseen. */
+static int brute_around_fast_clock(int64_t max_ahead_ns)
+{
+    cw_detector *d = det("title: B\nid: brute\nlevel: high\nchainwatch: {tactic: credential-access}\n"
+                         "correlation: {type: event_count, rules: ssh-fail, group-by: [host, src_ip],"
+                         " timespan: 5m, condition: {gte: 5}}\n");
+    got g = {0};
+    agent_ev a;
+    for (int i = 1; i <= 5; i++) {
+        if (i == 4) {
+            cw_event *fast =
+                (cw_event *)mk_login(&a, T0 + 2 * 86400 * SEC, "vm-fast", "root", "10.0.0.9", 0);
+            cw_event_bound_clock(fast, T0 + 3 * SEC, max_ahead_ns);
+            cw_detector_event(d, fast, collect, &g);
+        }
+        cw_event *ev = (cw_event *)mk_login(&a, T0 + i * SEC, "vm-1", "root", "203.0.113.9", 0);
+        cw_event_bound_clock(ev, T0 + i * SEC, max_ahead_ns);
+        cw_detector_event(d, ev, collect, &g);
+    }
+    cw_detector_free(d);
+    return (int)g.n;
+}
+
+static void fast_clock_expires_nothing(void **state)
+{
+    (void)state;
+    assert_int_equal(brute_around_fast_clock(300 * SEC), 1);
+    assert_int_equal(brute_around_fast_clock(-1), 0);
+}
+
 static void value_count(void **state)
 {
     (void)state;
@@ -189,7 +223,9 @@ static void many_groups_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(event_count),      cmocka_unit_test(value_count),
+        cmocka_unit_test(event_count),
+        cmocka_unit_test(fast_clock_expires_nothing),
+        cmocka_unit_test(value_count),
         cmocka_unit_test(temporal),         cmocka_unit_test(temporal_ordered),
         cmocka_unit_test(many_groups_bounded),
     };

@@ -25,6 +25,9 @@ typedef struct world {
     json_t *alerts[MAXL], *incs[MAXL];
     size_t n_alerts, n_incs;
     uint64_t seq;
+    /* Agent events are received at recv_ns and may move the clocks at most
+     * max_ahead_ns past it (cw_event_bound_clock); -1: unbounded. */
+    int64_t recv_ns, max_ahead_ns;
 } world;
 
 static void on_line(void *ud, int is_incident, const char *line, size_t len)
@@ -51,6 +54,7 @@ static world *world_new(const cw_incident_opts *extra)
     o.on_line = on_line;
     o.ud = w;
     assert_int_equal(cw_incidents_create(&w->in, &o), 0);
+    w->max_ahead_ns = -1;
     return w;
 }
 
@@ -81,6 +85,7 @@ static void hello(world *w, const char *agent, const char *cluster, const char *
 static void agent_ev(world *w, const char *agent, Chainwatch__V1__Event *pb, cw_event *ev)
 {
     assert_int_equal(cw_event_from_agent(ev, agent, ++w->seq, 0, pb, 0), 0);
+    cw_event_bound_clock(ev, w->recv_ns, w->max_ahead_ns);
     cw_enrich_agent_event(w->e, ev);
     cw_incidents_observe(w->in, ev);
 }
@@ -539,6 +544,49 @@ static void windows_are_event_time(void **state)
     world_free(w);
 }
 
+/* Mid-attack, another node whose clock is three days fast (or an agent
+ * that lies about time) sends an ordinary event. Bounded by its receive
+ * time, it closes nothing: the attack's next step joins the incident. */
+static int fast_clock_run(int64_t max_ahead_ns, char **first, char **second)
+{
+    cw_incident_opts o = {.link_window_ns = 3600 * SEC, .idle_close_ns = 4 * 3600 * SEC};
+    world *w = world_new(&o);
+    w->max_ahead_ns = max_ahead_ns;
+    hello(w, "h", "", "172.31.5.14");
+    hello(w, "fast", "", "172.31.5.15");
+    cw_event ev;
+    w->recv_ns = T0;
+    exec_ev(w, "h", "", "a", T0, &ev);
+    fire(w, &ev, &R_EXEC);
+    *first = dup_incident(w);
+    w->recv_ns = T0 + 10 * SEC;
+    exec_ev(w, "fast", "", "date", T0 + 3 * 86400 * SEC, &ev);
+    w->recv_ns = T0 + 60 * SEC;
+    exec_ev(w, "h", "", "b", T0 + 60 * SEC, &ev);
+    fire(w, &ev, &R_DISC);
+    *second = strdup(last_alert_incident(w));
+    cw_incident_stats st;
+    cw_incidents_get_stats(w->in, &st);
+    world_free(w);
+    return (int)st.closed_idle;
+}
+
+static void fast_clock_closes_nothing(void **state)
+{
+    (void)state;
+    char *a, *b;
+    assert_int_equal(fast_clock_run(300 * SEC, &a, &b), 0);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* What the bound prevents: with the event's own time as the clock the
+     * incident is closed as idle and the next step opens another. */
+    assert_int_equal(fast_clock_run(-1, &a, &b), 1);
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+}
+
 static void caps_bound_state(void **state)
 {
     (void)state;
@@ -662,6 +710,7 @@ int main(void)
         cmocka_unit_test(severity_rises_with_progression),
         cmocka_unit_test(low_alerts_never_open_but_join),
         cmocka_unit_test(windows_are_event_time),
+        cmocka_unit_test(fast_clock_closes_nothing),
         cmocka_unit_test(caps_bound_state),
         cmocka_unit_test(ip_classes),
         cmocka_unit_test(metrics_count_alerts_and_bound_rule_labels),
