@@ -171,6 +171,10 @@ static int render_sinks(cw_buf *o)
                                v);
         }
     }
+    r |= scalar_u(o, "chainwatch_pg_columns_truncated_total", "counter",
+                  "Event values (host, cluster, namespace, pod, ...) cut to 512 bytes in their"
+                  " PostgreSQL column so that the row fits its indexes; body keeps them whole.",
+                  U(cw_m.pg_columns_truncated_total));
     r |= scalar_u(o, "chainwatch_pg_events_unpartitioned_total", "counter",
                   "Events written to events_default because their day is outside the partition"
                   " window (pg.partition_past_days, pg.partition_future_days).",

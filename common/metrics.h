@@ -110,6 +110,8 @@ typedef struct cw_metrics {
     /* Events the PostgreSQL sink wrote outside the day-partition window
      * (pg.partition_past_days / future_days): into events_default. */
     _Atomic uint64_t pg_events_unpartitioned_total;
+    /* Typed event column values cut to CW_PG_COLUMN_MAX (body keeps them). */
+    _Atomic uint64_t pg_columns_truncated_total;
     /* Times the pipeline waited because the sink spool was full. */
     _Atomic uint64_t pipeline_sink_waits_total;
 } cw_metrics;

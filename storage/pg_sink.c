@@ -499,6 +499,11 @@ static void committed(cw_pg_sink *p)
     cw_metric_add(cw_m.sink_delivered_total[CW_SINK_PG][CW_SINK_ALERTS], t->n_alerts);
     cw_metric_add(cw_m.sink_delivered_total[CW_SINK_PG][CW_SINK_INCIDENTS], t->n_incidents);
     if (dups) cw_metric_add(cw_m.sink_duplicates_total[CW_SINK_PG], dups);
+    if (t->n_truncated) {
+        cw_metric_add(cw_m.pg_columns_truncated_total, t->n_truncated);
+        warnf(p, "%zu event column values over %u bytes cut in their columns (whole in body)",
+              t->n_truncated, CW_PG_COLUMN_MAX);
+    }
     if (t->n_unpartitioned) {
         cw_metric_add(cw_m.pg_events_unpartitioned_total, t->n_unpartitioned);
         char day[16];

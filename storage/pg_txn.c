@@ -47,6 +47,7 @@ void cw_pg_txn_reset(cw_pg_txn *t)
     t->n_stmts = t->n_events = t->n_alerts = t->n_incidents = t->n_days = 0;
     t->days_overflow = 0;
     t->n_unpartitioned = 0;
+    t->n_truncated = 0;
     t->end = 0;
     t->skipped = 0;
 }
@@ -106,6 +107,28 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     for (size_t i = 2; i < need; i++)
         if (s[i] < 0x80 || s[i] > 0xBF) return 0;
     return need;
+}
+
+/* How much of s[0..n) put_text turns into at most `max` bytes of text,
+ * cut between characters. */
+static size_t fit_text(const char *str, size_t n, size_t max)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, out = 0;
+    while (i < n) {
+        size_t k = 1, w = 1;
+        if (s[i] >= 0x80) {
+            k = utf8_len(s + i, n - i);
+            w = k ? k : 3;
+            if (!k) k = 1;
+        } else if (s[i] == 0) {
+            w = 3;
+        }
+        if (out + w > max) break;
+        out += w;
+        i += k;
+    }
+    return i;
 }
 
 /* Appends s[0..n) to b as valid UTF-8 without NUL bytes (invalid bytes
@@ -285,9 +308,12 @@ int cw_pg_txn_add_event(cw_pg_txn *t, const cw_outrec_event *ev)
         const pb_str *s = &f[cols[i]];
         if (cw_buf_append(&t->copy, "\t", 1) < 0) goto oom;
         /* Empty means unknown: NULL, except type, which is NOT NULL. */
+        size_t n = s->n;
+        if (n > CW_PG_COLUMN_MAX / 3 && (n = fit_text(s->s, n, CW_PG_COLUMN_MAX)) < s->n)
+            t->n_truncated++;
         if (s->n == 0 && cols[i] != 3) {
             if (cw_buf_append(&t->copy, "\\N", 2) < 0) goto oom;
-        } else if (put_text(&t->copy, s->s, s->n, ESC_COPY) < 0) {
+        } else if (put_text(&t->copy, s->s, n, ESC_COPY) < 0) {
             goto oom;
         }
     }

@@ -31,6 +31,12 @@
 #define CW_PG_TXN_STMTS 2000u
 #define CW_PG_TXN_STMT_BYTES (16u << 20)
 #define CW_PG_TXN_DAYS 32u
+/* Most bytes of a typed event column (host, cluster, namespace, pod, ...):
+ * several of them share one index entry, which PostgreSQL refuses past
+ * 2704 bytes, and a refused row would stop the sink for good. No real name
+ * comes near it (Kubernetes and DNS names stop at 253); a longer value is
+ * cut between characters in its column and kept whole in `body`. */
+#define CW_PG_COLUMN_MAX 512u
 
 /* Column list of the COPY, in the order of the rows' fields. */
 #define CW_PG_EVENT_COLS                                                                           \
@@ -62,6 +68,7 @@ typedef struct cw_pg_txn {
      * days are not noted in days[] and land in events_default. */
     int32_t day_lo, day_hi;
     size_t n_unpartitioned; /* events of the txn outside [day_lo, day_hi] */
+    size_t n_truncated;     /* typed column values cut to CW_PG_COLUMN_MAX */
     int64_t unpartitioned_ns; /* the time of one of them, for the log */
     int days_overflow; /* more days than fit: the txn is full */
     uint64_t end;      /* end of the last whole record in the txn; 0: none */

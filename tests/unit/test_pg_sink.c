@@ -665,6 +665,69 @@ static void test_partition_window(void **state)
     PQfinish(c);
 }
 
+/* Event values no real name reaches (3000 bytes, multi-byte characters and
+ * stray bytes; an audit POST or an agent chooses them) would make the row
+ * too large for its indexes, which PostgreSQL refuses for good: they are
+ * cut in their columns, kept whole in body, and what follows is stored. */
+static void test_long_values(void **state)
+{
+    rig r;
+    uint64_t cut0 = cw_metric_get(cw_m.pg_columns_truncated_total);
+    rig_open(&r, *state, sink_conninfo, 100);
+    /* Random letters (so that PostgreSQL cannot compress the index entry
+     * below its limit), a two-byte character every 50 bytes and a stray
+     * byte every 97, after a known start. */
+    char *v = malloc(3001);
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    memcpy(v, "\xc3\xa9z\xc3\xa9z", 6);
+    for (int i = 6; i < 3000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v[i] = (char)("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[x % 62]);
+        if (i % 97 == 0) v[i] = (char)0xff;
+        if (i % 50 == 0 && i < 2998) memcpy(v + i++, "\xc3\xa9", 2);
+    }
+    v[3000] = 0;
+    Chainwatch__V1__StoredEvent se = CHAINWATCH__V1__STORED_EVENT__INIT;
+    se.id = "ag-1:9:0";
+    se.has_time_ns = 1;
+    se.time_ns = T0;
+    se.type = "k8s_audit";
+    se.source = "k8s_audit";
+    se.host = se.cluster = se.namespace_ = se.pod = v;
+    size_t pblen = chainwatch__v1__stored_event__get_packed_size(&se);
+    uint8_t *pb = malloc(pblen);
+    chainwatch__v1__stored_event__pack(&se, pb);
+    cw_buf json;
+    cw_buf_init(&json, 0);
+    cw_buf_printf(&json, "{\"id\":\"ag-1:9:0\",\"namespace\":\"%s\"}", v);
+    cw_outrec_event ev = {.id = "ag-1:9:0", .id_len = 8, .key = "k", .key_len = 1,
+                          .time_ns = T0, .pb = pb, .pb_len = (uint32_t)pblen,
+                          .json = (const char *)json.data, .json_len = (uint32_t)json.len};
+    cw_buf b;
+    cw_buf_init(&b, 0);
+    assert_int_equal(cw_outrec_append(&b, &ev), 0);
+    submit(r.spool, &r.t, CW_REC_OUT_EVENTS, &b);
+    submit_events(r.spool, &r.t, 0, 10, 10, 0);
+    rig_start(&r);
+    rig_close(&r, 30000);
+    free(pb);
+    cw_buf_free(&json);
+    free(v);
+    PGconn *c = connect_db(db);
+    check_events(c, 11);
+    /* Cut between characters, each at most 512 bytes. */
+    expect_sql(c, "SELECT concat_ws('|', octet_length(host) BETWEEN 500 AND 512,"
+                  " octet_length(cluster) <= 512, octet_length(namespace) <= 512,"
+                  " octet_length(pod) <= 512, left(pod, 4))"
+                  " FROM events WHERE id = 'ag-1:9:0'",
+               "t|t|t|t|\xc3\xa9z\xc3\xa9z");
+    expect_sql(c, "SELECT octet_length(body->>'namespace') >= 3000 FROM events"
+                  " WHERE id = 'ag-1:9:0'",
+               "t");
+    assert_int_equal(cw_metric_get(cw_m.pg_columns_truncated_total) - cut0, 4);
+    PQfinish(c);
+}
+
 /* A statement of the transaction fails once (a trigger on alerts), then
  * the connection is killed in the pipeline (a trigger on incidents): the
  * whole transaction is rolled back and written again, once. */
@@ -801,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_socket_changes, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_no_events, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_partition_window, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_long_values, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_query_error_retried, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stop_during_migration, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_never_started, test_setup, test_teardown),
