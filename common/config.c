@@ -123,6 +123,11 @@ static const struct cw_config_entry table[] = {
      "Partitions of each topic chainwatchd creates (existing topics are left as they are)."},
     {"kafka.replication_factor", NULL, NULL, T_UINT, FIELD(kafka_replication_factor), "0", 0, 32,
      "Replication factor of topics chainwatchd creates; 0: the broker's default."},
+    {"kafka.max_value_bytes", NULL, NULL, T_SIZE, FIELD(kafka_max_value_bytes), "900000",
+     1 * KiB, 1 * GiB,
+     "Largest message value produced. A larger event goes without its payload"
+     " (StoredEvent.omitted_bytes), a larger alert or incident as a stub with its id; raise it"
+     " together with the topics' max.message.bytes (the broker default is about 1 MB)."},
     {"kafka.properties", NULL, NULL, T_STR, FIELD(kafka_properties), "", 0, 0,
      "Extra librdkafka producer properties as name=value,name=value (override the tuned ones)."},
     {"http.max_body_bytes", NULL, NULL, T_SIZE, FIELD(http_max_body_bytes), "12MiB", 4 * KiB,

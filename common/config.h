@@ -85,6 +85,7 @@ typedef struct cw_config {
     char kafka_topic_incidents[256];
     uint32_t kafka_partitions;          /* for topics chainwatchd creates */
     uint32_t kafka_replication_factor;  /* for topics chainwatchd creates; 0: broker default */
+    uint64_t kafka_max_value_bytes;     /* larger values are produced without payload */
     char kafka_properties[CW_PATH_MAX]; /* extra librdkafka properties, "k=v,k=v" */
     uint64_t sink_max_bytes;            /* undelivered sink spool bytes before the pipeline waits */
     uint32_t sink_drain_timeout_ms;     /* at shutdown, how long sinks may keep delivering */

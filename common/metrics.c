@@ -171,6 +171,10 @@ static int render_sinks(cw_buf *o)
                                v);
         }
     }
+    r |= scalar_u(o, "chainwatch_kafka_values_omitted_total", "counter",
+                  "Kafka messages over kafka.max_value_bytes sent without their payload (events)"
+                  " or as an id stub (alerts, incidents); PostgreSQL keeps them whole.",
+                  U(cw_m.kafka_values_omitted_total));
     r |= scalar_u(o, "chainwatch_pg_columns_truncated_total", "counter",
                   "Event values (host, cluster, namespace, pod, ...) cut to 512 bytes in their"
                   " PostgreSQL column so that the row fits its indexes; body keeps them whole.",

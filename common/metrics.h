@@ -112,6 +112,8 @@ typedef struct cw_metrics {
     _Atomic uint64_t pg_events_unpartitioned_total;
     /* Typed event column values cut to CW_PG_COLUMN_MAX (body keeps them). */
     _Atomic uint64_t pg_columns_truncated_total;
+    /* Kafka values over kafka.max_value_bytes sent as stubs (kafka_stub.h). */
+    _Atomic uint64_t kafka_values_omitted_total;
     /* Times the pipeline waited because the sink spool was full. */
     _Atomic uint64_t pipeline_sink_waits_total;
 } cw_metrics;

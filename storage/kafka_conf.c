@@ -102,6 +102,14 @@ int cw_kafka_producer_conf(const cw_config *cfg, rd_kafka_conf_t **out, char *er
     if (conf_set(c, "bootstrap.servers", cfg->kafka_brokers, err, errlen) < 0) goto fail;
     for (size_t i = 0; i < sizeof tuned / sizeof tuned[0]; i++)
         if (conf_set(c, tuned[i][0], tuned[i][1], err, errlen) < 0) goto fail;
+    /* Room for kafka.max_value_bytes plus key, headers and framing when it
+     * was raised past what the default (1000000) carries. */
+    if (cfg->kafka_max_value_bytes > 900000) {
+        char v[24];
+        uint64_t m = cfg->kafka_max_value_bytes + 100000;
+        snprintf(v, sizeof v, "%llu", (unsigned long long)(m > 1000000000 ? 1000000000 : m));
+        if (conf_set(c, "message.max.bytes", v, err, errlen) < 0) goto fail;
+    }
     if (apply_properties(c, cfg->kafka_properties, err, errlen) < 0) goto fail;
     rd_kafka_conf_set_log_cb(c, on_rd_log);
     *out = c;

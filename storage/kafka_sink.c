@@ -67,6 +67,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "storage/kafka_conf.h"
+#include "storage/kafka_stub.h"
 #include "storage/outrec.h"
 
 #define MOD "kafka"
@@ -145,7 +146,8 @@ struct cw_kafka_sink {
     uint64_t committed;
     int eof, restart, done;
     unsigned backoff_ms;
-    cw_log_limit lim_err, lim_dr, lim_bad;
+    cw_log_limit lim_err, lim_dr, lim_bad, lim_big;
+    cw_buf stub; /* the value sent in place of one over kafka.max_value_bytes */
 };
 
 static uint64_t now_ms(void)
@@ -542,9 +544,28 @@ static int produce_one(cw_kafka_sink *k, int t, inflight *e, uint32_t idx, const
     char pos[48];
     snprintf(pos, sizeof pos, "%" PRIu64 ".%" PRIu32, e->offset, idx);
     /* No RD_KAFKA_MSG_F_COPY: the payload is the FIFO's copy of the record,
-     * kept until this message's delivery report. */
+     * kept until this message's delivery report. A value the broker would
+     * refuse (forever, stopping the sink) goes as a stub (kafka_stub.h),
+     * which librdkafka copies. */
+    int flags = 0;
+    if (vlen > k->cfg.kafka_max_value_bytes) {
+        size_t max = (size_t)k->cfg.kafka_max_value_bytes;
+        int r = t == T_EVENTS ? cw_kafka_event_stub(val, vlen, 0, &k->stub)
+                              : cw_kafka_json_stub(id, idlen, vlen, &k->stub);
+        if (r == 0 && t == T_EVENTS && k->stub.len > max)
+            r = cw_kafka_event_stub(val, vlen, 1, &k->stub);
+        if (r < 0) return -EIO; /* out of memory: the session starts over */
+        cw_metric_add(cw_m.kafka_values_omitted_total, 1);
+        limited(&k->lim_big, CW_LOG_WARN,
+                "%s: value of %zu bytes over kafka.max_value_bytes (%zu): sent without its"
+                " payload (id %.*s)",
+                k->topic[t], vlen, max, (int)(idlen > 200 ? 200 : idlen), id);
+        val = k->stub.data;
+        vlen = k->stub.len;
+        flags = RD_KAFKA_MSG_F_COPY;
+    }
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        k->rk, RD_KAFKA_V_RKT(k->rkt[t]), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_MSGFLAGS(0),
+        k->rk, RD_KAFKA_V_RKT(k->rkt[t]), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_MSGFLAGS(flags),
         RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_KEY(key, klen),
         RD_KAFKA_V_HEADER("cw-id", id, (ssize_t)idlen), RD_KAFKA_V_HEADER("cw-pos", pos, -1),
         RD_KAFKA_V_HEADER("cw-src", k->src, CW_SPOOL_ID_LEN),
@@ -811,6 +832,7 @@ int cw_kafka_sink_create(cw_kafka_sink **out, const cw_config *cfg, cw_spool *si
         return -1;
     }
     k->cfg = *cfg;
+    cw_buf_init(&k->stub, 0);
     k->pipefd[0] = k->pipefd[1] = -1;
     k->topic[T_EVENTS] = k->cfg.kafka_topic_events;
     k->topic[T_ALERTS] = k->cfg.kafka_topic_alerts;
@@ -907,6 +929,7 @@ void cw_kafka_sink_free(cw_kafka_sink *k)
     if (k->cconf) rd_kafka_conf_destroy(k->cconf);
     for (int i = 0; i < 2; i++)
         if (k->pipefd[i] >= 0) close(k->pipefd[i]);
+    cw_buf_free(&k->stub);
     free(k);
 }
 

@@ -8,6 +8,7 @@
  * a tree of the whole object. The body itself is copied as text, escaped
  * for COPY on the way, never parsed. */
 #include "storage/pg_txn.h"
+#include "storage/pbwire.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -201,51 +202,16 @@ typedef struct pb_str {
     size_t n;
 } pb_str;
 
-static int pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64 && *pos < len; shift += 7) {
-        uint8_t b = p[(*pos)++];
-        x |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Records fields 1-15 of a StoredEvent (the strings; a later occurrence
  * wins, as in protobuf). Stops quietly at the first malformed field: what
  * was found before it is kept, the rest stays unknown (NULL). */
 static void pb_scan(const uint8_t *p, size_t len, pb_str f[16])
 {
     size_t pos = 0;
-    while (pos < len) {
-        uint64_t key, v;
-        if (pb_varint(p, len, &pos, &key) < 0) return;
-        uint64_t field = key >> 3;
-        switch (key & 7) {
-        case 0:
-            if (pb_varint(p, len, &pos, &v) < 0) return;
-            break;
-        case 1:
-            if (len - pos < 8) return;
-            pos += 8;
-            break;
-        case 5:
-            if (len - pos < 4) return;
-            pos += 4;
-            break;
-        case 2:
-            if (pb_varint(p, len, &pos, &v) < 0 || v > len - pos) return;
-            if (field >= 1 && field <= 15) f[field] = (pb_str){(const char *)p + pos, (size_t)v};
-            pos += (size_t)v;
-            break;
-        default:
-            return;
-        }
-    }
+    cw_pbfield fl;
+    while (cw_pbwire_next(p, len, &pos, &fl) > 0)
+        if (fl.wire == 2 && fl.number >= 1 && fl.number <= 15)
+            f[fl.number] = (pb_str){(const char *)fl.data, fl.len};
 }
 
 static void floor_div(int64_t a, int64_t b, int64_t *q, int64_t *r)

@@ -5,6 +5,7 @@
 # KAFKA_BROKERS from the environment and works on topics of its own
 # (cwtest-<pid>-<time>-...), which it deletes.
 cw_unit_test(test_kafka_sink unit/test_kafka_sink.c)
+cw_unit_test(test_kafka_stub unit/test_kafka_stub.c)
 set_tests_properties(test_kafka_sink PROPERTIES TIMEOUT 300)
 
 if("$ENV{CW_SERVICES}")

@@ -5,6 +5,8 @@ PostgreSQL and Kafka of tests/services."""
 import glob
 import json
 import os
+import random
+import string
 import unittest
 
 from cwtest import AGENTSIM, CHAINWATCHD, SHARED, Server, free_port, run, scenario_event_count
@@ -148,6 +150,48 @@ class SinksTest(unittest.TestCase):
             self.assertEqual(len(msgs), 2 * n)
             self.assertEqual(duplicates(m["id"] for m in msgs), {})
             self.assertEqual(int(db.rows("SELECT count(*) FROM events")[0][0]), 2 * n)
+
+    def test_event_too_large_for_kafka_is_whole_in_postgres_and_a_stub_on_kafka(self):
+        """A RequestResponse audit event of a 1.5 MB ConfigMap is over what a
+        Kafka broker takes by default (about 1 MB). It must not stop the
+        Kafka sink: it goes there without its payload (omitted_bytes), whole
+        to PostgreSQL, and the events after it flow."""
+        blob = "".join(random.choice(string.ascii_letters) for _ in range(1500000))
+
+        def audit(aid, data):
+            return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+                    "auditID": aid, "stage": "ResponseComplete", "verb": "create",
+                    "requestURI": "/api/v1/namespaces/app/configmaps",
+                    "user": {"username": "deployer"}, "sourceIPs": ["10.0.0.5"],
+                    "objectRef": {"resource": "configmaps", "namespace": "app", "name": aid},
+                    "requestObject": {"kind": "ConfigMap", "data": {"blob": data}},
+                    "requestReceivedTimestamp": "2026-12-02T10:00:00.000000Z",
+                    "stageTimestamp": "2026-12-02T10:00:00.000000Z"}
+        topics = Topics()
+        with Database() as db:
+            srv = Server(extra=["--pg", db.conninfo] + topics.server_args())
+            with srv:
+                for items in ([audit("big-1", blob), audit("small-2", "x")], [audit("small-3", "y")]):
+                    body = json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                                       "items": items}).encode()
+                    status, _ = srv.post("/api/v1/k8s-audit/prod", body)
+                    self.assertEqual(status, 200)
+                m = wait_caught_up(srv, ["kafka", "postgres"], 3)
+                self.assertEqual(m['chainwatch_sink_delivered_total{sink="kafka",kind="events"}'], 3)
+                self.assertEqual(m["chainwatch_kafka_values_omitted_total"], 1)
+                self.assertEqual(m['chainwatch_sink_errors_total{sink="kafka"}'], 0)
+            msgs = {msg["id"]: msg for msg in topics.dump(topics.events)}
+            self.assertEqual(sorted(msgs), ["prod:big-1:ResponseComplete",
+                                            "prod:small-2:ResponseComplete",
+                                            "prod:small-3:ResponseComplete"])
+            big = msgs["prod:big-1:ResponseComplete"]
+            self.assertEqual(big["type"], "k8s_audit")
+            self.assertGreater(big["omitted_bytes"], 1500000)
+            self.assertLess(big["value_len"], 1000)
+            self.assertNotIn("omitted_bytes", msgs["prod:small-2:ResponseComplete"])
+            rows = dict(db.rows("SELECT id, length(body->'audit'->'requestObject'->'data'->>'blob')"
+                                " FROM events"))
+            self.assertEqual(rows["prod:big-1:ResponseComplete"], "1500000")
 
     def test_check_config_says_whether_the_stores_answer(self):
         pg, brokers = services_env()

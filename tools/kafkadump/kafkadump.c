@@ -96,6 +96,8 @@ static void print_message(const rd_kafka_message_t *m)
         if (se) {
             if (se->type) json_object_set_new(o, "type", json_string(se->type));
             if (se->host) json_object_set_new(o, "host", json_string(se->host));
+            if (se->has_omitted_bytes)
+                json_object_set_new(o, "omitted_bytes", json_integer(se->omitted_bytes));
             chainwatch__v1__stored_event__free_unpacked(se, NULL);
         }
     }
