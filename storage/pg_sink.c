@@ -413,14 +413,14 @@ static void record_done(cw_pg_sink *p)
     p->have_cur = 0;
 }
 
-/* Adds records to the transaction until it is full or nothing more is
- * readable now. */
 /* UTC days since 1970-01-01 of a time in seconds, rounding down. */
 static int32_t utc_day(int64_t sec)
 {
     return (int32_t)(sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400));
 }
 
+/* Adds records to the transaction until it is full or nothing more is
+ * readable now. */
 static void fill(cw_pg_sink *p)
 {
     cw_pg_txn *t = &p->txn;

@@ -8,7 +8,6 @@
  * a tree of the whole object. The body itself is copied as text, escaped
  * for COPY on the way, never parsed. */
 #include "storage/pg_txn.h"
-#include "storage/pbwire.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -19,6 +18,7 @@
 
 #include "common/jsonw.h"
 #include "correlator/event.h"
+#include "storage/pbwire.h"
 
 #define NO_VALUE UINT32_MAX
 
