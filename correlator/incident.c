@@ -538,8 +538,6 @@ static void inc_add_alert(cw_incidents *in, cw_inc *inc, const cw_alert *a, cons
 void cw_incidents_observe(cw_incidents *in, const cw_event *ev)
 {
     advance(in, ev->clock_ns);
-    if (ev->source == CW_SRC_AGENT && in->o.enrich && ev->agent_id[0])
-        learn_host_ips(in, ev->agent_id);
     if (in->n_open == 0 || (ev->type != CW_EV_K8S_AUDIT && ev->type != CW_EV_LOGIN)) return;
     cw_entity_ctx c;
     entity_ctx(in, &c);
@@ -554,6 +552,11 @@ void cw_incidents_observe(cw_incidents *in, const cw_event *ev)
         cw_inc *cur = entity_lookup(in, targets.k[i], ev->time_ns);
         if (!cur || cur == inc) entity_set(in, targets.k[i], inc, ev->time_ns);
     }
+}
+
+void cw_incidents_agent_batch(cw_incidents *in, const char *agent_id)
+{
+    if (in->o.enrich && agent_id && agent_id[0]) learn_host_ips(in, agent_id);
 }
 
 static int older(const cw_inc *a, const cw_inc *b)

@@ -105,9 +105,15 @@ int cw_incidents_create(cw_incidents **out, const cw_incident_opts *o);
 /* Frees everything; writes nothing (open incidents stay open in the file). */
 void cw_incidents_free(cw_incidents *in);
 
-/* Every event passes here too (for entity context: IPs of hosts, pod IPs,
- * audit-created pods). */
+/* Every event passes here too (for entity context: pod IPs, audit-created
+ * pods, SSH logins between hosts). */
 void cw_incidents_observe(cw_incidents *in, const cw_event *ev);
+
+/* Before the events of an agent batch: learns the agent's host addresses
+ * (from enrichment) so that a login from one of them on another host links
+ * the two. Once per batch rather than per event: every event of a batch is
+ * the same agent's. */
+void cw_incidents_agent_batch(cw_incidents *in, const char *agent_id);
 
 /* Each alert: assigns it to an incident (new or merged), writes the alert
  * JSON line and the incident's new state to the outputs. */

@@ -273,6 +273,7 @@ static void handle_batch(cw_pipeline *p, const cw_rec_item *it)
     cw_event ev;
     uint64_t emitted = 0;
     int64_t t0 = mono_ns();
+    if (b->n_events) cw_incidents_agent_batch(p->incidents, it->key);
     for (size_t i = 0; i < b->n_events; i++) {
         if (cw_event_from_agent(&ev, it->key, it->seq, (uint32_t)i, b->events[i],
                                 it->time_ns) < 0) {

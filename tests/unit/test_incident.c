@@ -87,6 +87,7 @@ static void agent_ev(world *w, const char *agent, Chainwatch__V1__Event *pb, cw_
     assert_int_equal(cw_event_from_agent(ev, agent, ++w->seq, 0, pb, 0), 0);
     cw_event_bound_clock(ev, w->recv_ns, w->max_ahead_ns);
     cw_enrich_agent_event(w->e, ev);
+    cw_incidents_agent_batch(w->in, agent); /* a batch of one */
     cw_incidents_observe(w->in, ev);
 }
 
