@@ -652,7 +652,7 @@ static void test_partition_window(void **state)
                               " ON p.oid = i.inhparent WHERE p.relname = 'events'"),
                      2); /* today's and the default */
     char today[16];
-    time_t tt = time(NULL);
+    time_t tt = (time_t)(now / 1000000000LL); /* the day of event 0, even past midnight */
     struct tm tm;
     gmtime_r(&tt, &tm);
     strftime(today, sizeof today, "%Y%m%d", &tm);
