@@ -26,7 +26,7 @@ typedef struct cw_pbfield {
  * -1 malformed (groups, unknown wire types, lengths past the end). */
 int cw_pbwire_next(const uint8_t *p, size_t len, size_t *pos, cw_pbfield *f);
 
-/* Appends the varint encoding of v to out[0..10); returns its length. */
+/* Writes the varint encoding of v to out[0..10); returns its length. */
 size_t cw_pbwire_put_varint(uint8_t out[10], uint64_t v);
 
 #endif

@@ -426,7 +426,7 @@ static void fill(cw_pg_sink *p)
     cw_pg_txn *t = &p->txn;
     /* A new transaction takes today's partition window (the wall clock of
      * this server, not of the agents). A kept one keeps its own. */
-    if (t->n_events == 0 && t->n_stmts == 0 && t->end == 0 && t->skipped == 0) {
+    if (cw_pg_txn_empty(t) && t->end == 0) {
         int32_t today = utc_day((int64_t)time(NULL));
         cw_pg_txn_set_window(t, today - (int32_t)p->past_days, today + (int32_t)p->future_days);
     }
